@@ -1,0 +1,5 @@
+"""Switchyard AuthService: who is calling, what it may do, and where its usage goes."""
+
+from switchyard_auth.server import build
+
+__all__ = ["build"]

@@ -1,0 +1,311 @@
+"""Gateway configuration in LiteLLM's ``config.yaml`` format.
+
+The file is read once at start into frozen objects; nothing else in Switchyard reads the file or
+``os.environ`` for configuration. Values written ``os.environ/NAME`` are taken from the environment.
+Invalid files fail with a :class:`ConfigError` naming the file, the key and the reason; keys
+Switchyard does not use yet are reported through :attr:`GatewayConfig.unknown_keys`, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+ENV_PREFIX = "os.environ/"
+
+_KNOWN_TOP_LEVEL = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
+_KNOWN_GENERAL = {"master_key", "database_url", "max_request_size_mb", "request_timeout", "allow_private_api_base"}
+_KNOWN_PARAMS = {
+    "model", "api_base", "base_url", "api_key", "api_version", "rpm", "tpm", "weight", "timeout",
+    "stream_timeout", "input_cost_per_token", "output_cost_per_token", "drop_params", "extra_headers",
+    "organization", "max_parallel_requests", "order", "tags",
+}
+
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """An invalid configuration: ``str()`` names the file, the key and the reason."""
+
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        super().__init__(f"{path}: {key}: {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """One entry of ``model_list``: a deployment serving a model group."""
+
+    model_name: str
+    """The model group callers ask for."""
+    id: str
+    """``model_info.id``, else a stable hash of the entry."""
+    provider: str
+    """Provider prefix of ``litellm_params.model`` ("openai" when there is none)."""
+    model: str
+    """Upstream model name, without the provider prefix."""
+    api_base: str = ""
+    api_key: str = field(default="", repr=False)
+    """Provider credential. Secret: excluded from repr, never logged."""
+    api_version: str = ""
+    timeout: float = 0.0
+    """Per-attempt timeout in seconds; 0 means the default."""
+    weight: float = 1.0
+    """Relative share of the group's traffic in weighted random routing."""
+    rpm: int | None = None
+    tpm: int | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    drop_params: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """Every ``litellm_params`` value, resolved (holds secrets: never log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralSettings:
+    """``general_settings``."""
+
+    master_key: str = field(default="", repr=False)
+    """The admin key. Secret."""
+    database_url: str = ""
+    """SQLAlchemy URL of the system of record; empty means the embedded SQLite file."""
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    """Largest accepted request body (``max_request_size_mb``)."""
+    request_timeout: float = 600.0
+    """Overall deadline of one request, in seconds."""
+    allow_private_api_base: bool = False
+    """Allow ``api_base`` on link-local or cloud-metadata addresses."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The whole configuration file, validated."""
+
+    path: str
+    deployments: tuple[DeploymentConfig, ...]
+    general: GeneralSettings
+    router_settings: Mapping[str, Any]
+    litellm_settings: Mapping[str, Any]
+    unknown_keys: tuple[str, ...] = ()
+    """Dotted keys present in the file that Switchyard does not use (yet)."""
+
+    def model_groups(self) -> dict[str, list[DeploymentConfig]]:
+        groups: dict[str, list[DeploymentConfig]] = {}
+        for deployment in self.deployments:
+            groups.setdefault(deployment.model_name, []).append(deployment)
+        return groups
+
+    def secrets(self) -> list[str]:
+        """Every secret the file holds, for log redaction."""
+        values = [self.general.master_key, *(d.api_key for d in self.deployments)]
+        return [v for v in values if v]
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a config file; raise :class:`ConfigError` on any problem."""
+    path_str = str(path)
+    env = os.environ if environ is None else environ
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path_str, "<file>", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path_str, "<file>", f"not valid YAML: {exc}") from None
+    return parse_config(raw if raw is not None else {}, path_str, env)
+
+
+def parse_config(raw: Any, path: str = "<config>", environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate an already-parsed config document."""
+    env = os.environ if environ is None else environ
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "<root>", "must be a mapping")
+    reader = _Reader(path, env)
+    unknown = [k for k in raw if k not in _KNOWN_TOP_LEVEL]
+    resolved = reader.resolve(raw, "")
+    general = _general(reader, resolved.get("general_settings") or {}, unknown)
+    model_list = resolved.get("model_list") or []
+    if not isinstance(model_list, list):
+        raise ConfigError(path, "model_list", "must be a list")
+    deployments = tuple(
+        _deployment(reader, entry, f"model_list[{i}]", general, unknown) for i, entry in enumerate(model_list)
+    )
+    ids = [d.id for d in deployments]
+    for i, dep_id in enumerate(ids):
+        if ids.index(dep_id) != i:
+            raise ConfigError(path, f"model_list[{i}].model_info.id", f"duplicate deployment id {dep_id!r}")
+    return GatewayConfig(
+        path=path,
+        deployments=deployments,
+        general=general,
+        router_settings=_mapping(reader, resolved.get("router_settings"), "router_settings"),
+        litellm_settings=_mapping(reader, resolved.get("litellm_settings"), "litellm_settings"),
+        unknown_keys=tuple(unknown),
+    )
+
+
+class _Reader:
+    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.environ = environ
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.path, key, reason)
+
+    def resolve(self, value: Any, key: str) -> Any:
+        if isinstance(value, str) and value.startswith(ENV_PREFIX):
+            name = value[len(ENV_PREFIX):]
+            if name not in self.environ:
+                raise self.fail(key or "<root>", f"environment variable {name} is not set")
+            return self.environ[name]
+        if isinstance(value, dict):
+            return {k: self.resolve(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def number(self, value: Any, key: str, *, minimum: float = 0.0) -> float:
+        if isinstance(value, bool):
+            raise self.fail(key, "must be a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.fail(key, f"must be a number, got {value!r}") from None
+        if number < minimum:
+            raise self.fail(key, f"must be at least {minimum:g}")
+        return number
+
+    def integer(self, value: Any, key: str) -> int:
+        number = self.number(value, key)
+        if number != int(number):
+            raise self.fail(key, "must be a whole number")
+        return int(number)
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        raise self.fail(key, f"must be true or false, got {value!r}")
+
+    def string(self, value: Any, key: str) -> str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise self.fail(key, "must be a string")
+
+
+def _mapping(reader: _Reader, value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise reader.fail(key, "must be a mapping")
+    return value
+
+
+def _general(reader: _Reader, raw: Any, unknown: list[str]) -> GeneralSettings:
+    data = _mapping(reader, raw, "general_settings")
+    unknown.extend(f"general_settings.{k}" for k in data if k not in _KNOWN_GENERAL)
+    max_mb = data.get("max_request_size_mb")
+    return GeneralSettings(
+        master_key=reader.string(data.get("master_key", ""), "general_settings.master_key"),
+        database_url=reader.string(data.get("database_url") or "", "general_settings.database_url"),
+        max_request_bytes=(
+            DEFAULT_MAX_REQUEST_BYTES
+            if max_mb is None
+            else int(reader.number(max_mb, "general_settings.max_request_size_mb") * 1024 * 1024)
+        ),
+        request_timeout=reader.number(
+            data.get("request_timeout", 600.0), "general_settings.request_timeout", minimum=0.001
+        ),
+        allow_private_api_base=reader.boolean(
+            data.get("allow_private_api_base", False), "general_settings.allow_private_api_base"
+        ),
+    )
+
+
+def _deployment(
+    reader: _Reader, entry: Any, key: str, general: GeneralSettings, unknown: list[str]
+) -> DeploymentConfig:
+    if not isinstance(entry, dict):
+        raise reader.fail(key, "must be a mapping with model_name and litellm_params")
+    name = entry.get("model_name")
+    if not isinstance(name, str) or not name.strip():
+        raise reader.fail(f"{key}.model_name", "is required and must be a non-empty string")
+    params = _mapping(reader, entry.get("litellm_params"), f"{key}.litellm_params")
+    info = _mapping(reader, entry.get("model_info"), f"{key}.model_info")
+    unknown.extend(f"{key}.litellm_params.{k}" for k in params if k not in _KNOWN_PARAMS)
+    model = params.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise reader.fail(f"{key}.litellm_params.model", "is required, e.g. openai/gpt-4o-mini")
+    provider, _, upstream = model.partition("/")
+    if not upstream:
+        provider, upstream = "openai", model
+    api_base = reader.string(params.get("api_base") or params.get("base_url") or "", f"{key}.litellm_params.api_base")
+    if api_base:
+        _check_api_base(reader, api_base, f"{key}.litellm_params.api_base", general.allow_private_api_base)
+    headers = _mapping(reader, params.get("extra_headers"), f"{key}.litellm_params.extra_headers")
+
+    def optional_number(name: str) -> float | None:
+        value = params.get(name, info.get(name))
+        return None if value is None else reader.number(value, f"{key}.litellm_params.{name}")
+
+    def optional_int(name: str) -> int | None:
+        value = params.get(name)
+        return None if value is None else reader.integer(value, f"{key}.litellm_params.{name}")
+
+    deployment_id = info.get("id")
+    if deployment_id is None:
+        digest = hashlib.sha256(f"{name}\0{model}\0{api_base}\0{params.get('api_version', '')}".encode())
+        deployment_id = digest.hexdigest()[:16]
+    weight = params.get("weight")
+    return DeploymentConfig(
+        model_name=name,
+        id=reader.string(deployment_id, f"{key}.model_info.id"),
+        provider=provider,
+        model=upstream,
+        api_base=api_base.rstrip("/"),
+        api_key=reader.string(params.get("api_key") or "", f"{key}.litellm_params.api_key"),
+        api_version=reader.string(params.get("api_version") or "", f"{key}.litellm_params.api_version"),
+        timeout=reader.number(params.get("timeout", 0.0), f"{key}.litellm_params.timeout"),
+        weight=1.0 if weight is None else reader.number(weight, f"{key}.litellm_params.weight"),
+        rpm=optional_int("rpm"),
+        tpm=optional_int("tpm"),
+        input_cost_per_token=optional_number("input_cost_per_token"),
+        output_cost_per_token=optional_number("output_cost_per_token"),
+        drop_params=reader.boolean(params.get("drop_params", False), f"{key}.litellm_params.drop_params"),
+        headers={str(k): reader.string(v, f"{key}.litellm_params.extra_headers.{k}") for k, v in headers.items()},
+        params=params,
+    )
+
+
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+
+
+def _check_api_base(reader: _Reader, url: str, key: str, allow_private: bool) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise reader.fail(key, f"must be an http(s) URL, got {url!r}")
+    if allow_private:
+        return
+    host = parsed.hostname
+    if host in _METADATA_HOSTS:
+        raise reader.fail(key, "points at a cloud metadata service; set allow_private_api_base to allow")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if address.is_link_local or str(address) in {"169.254.169.254", "fd00:ec2::254"}:
+        raise reader.fail(key, "points at a link-local or metadata address; set allow_private_api_base to allow")

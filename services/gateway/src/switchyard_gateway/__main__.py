@@ -1,0 +1,3 @@
+from switchyard_gateway.cli import main
+
+main()

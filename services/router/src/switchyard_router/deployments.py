@@ -1,0 +1,106 @@
+"""Model groups and the choice of a deployment within one.
+
+Built once from the config at start; each deployment's ``Deployment`` message is prepared then
+and shared read-only by every request, so the hot path does no config work.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import struct_pb2
+from switchyard.type.v1 import chat_pb2, deployment_pb2
+
+from switchyard_core.config import DeploymentConfig
+
+# litellm_params that become Deployment fields (or are secrets) rather than extra params.
+_FIELD_PARAMS = {
+    "model", "api_key", "api_base", "base_url", "api_version", "timeout", "extra_headers", "drop_params",
+    "rpm", "tpm", "weight", "input_cost_per_token", "output_cost_per_token",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment as the router uses it."""
+
+    config: DeploymentConfig
+    message: deployment_pb2.Deployment
+    """Prepared once; never mutated (it is shared by concurrent requests)."""
+
+    def cost(self, usage: chat_pb2.Usage) -> float:
+        """Cost in US dollars from the configured per-token prices (0 when none are set)."""
+        input_price = self.config.input_cost_per_token or 0.0
+        output_price = self.config.output_cost_per_token or 0.0
+        return usage.prompt_tokens * input_price + usage.completion_tokens * output_price
+
+
+class ModelGroups:
+    """Model group name -> its deployments, with weighted random choice."""
+
+    def __init__(self, deployments: Iterable[DeploymentConfig]) -> None:
+        self._groups: dict[str, tuple[list[Deployment], list[float]]] = {}
+        for config in deployments:
+            members, weights = self._groups.setdefault(config.model_name, ([], []))
+            members.append(Deployment(config, _message(config)))
+            weights.append(_weight(config))
+
+    def names(self) -> list[str]:
+        return list(self._groups)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._groups
+
+    def choose(self, name: str) -> Deployment | None:
+        """A deployment of group ``name`` drawn in proportion to its weight, or None if unknown."""
+        group = self._groups.get(name)
+        if group is None:
+            return None
+        members, weights = group
+        if len(members) == 1:
+            return members[0]
+        return random.choices(members, weights)[0]
+
+
+def _weight(config: DeploymentConfig) -> float:
+    # LiteLLM's simple-shuffle: explicit weight first, else rpm, else tpm, else equal shares.
+    if config.params.get("weight") is not None:
+        return max(config.weight, 0.0)
+    if config.rpm:
+        return float(config.rpm)
+    if config.tpm:
+        return float(config.tpm)
+    return 1.0
+
+
+def _message(config: DeploymentConfig) -> deployment_pb2.Deployment:
+    message = deployment_pb2.Deployment(
+        id=config.id,
+        provider=config.provider,
+        model=config.model,
+        api_base=config.api_base,
+        api_key=config.api_key,
+        api_version=config.api_version,
+        timeout_seconds=config.timeout,
+        headers=dict(config.headers),
+        drop_params=config.drop_params,
+    )
+    extra = {k: _jsonable(v) for k, v in config.params.items() if k not in _FIELD_PARAMS}
+    if extra:
+        params = struct_pb2.Struct()
+        params.update(extra)
+        message.params.CopyFrom(params)
+    return message
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
