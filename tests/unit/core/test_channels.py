@@ -12,10 +12,10 @@ from typing import Any
 
 import grpc
 import pytest
+
 from switchyard.provider.v1 import provider_service_pb2 as pb
 from switchyard.provider.v1 import provider_service_pb2_grpc
 from switchyard.type.v1 import chat_pb2
-
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import metadata_value
@@ -106,7 +106,10 @@ async def test_abort_carries_reason_param_and_retry_hint(probe: Any) -> None:
     assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     error = errors.from_rpc_error(caught.value)
     assert (error.reason, error.message, error.param, error.retry_after) == (
-        "rate_limit_exceeded", "slow down", "model", 2.5,
+        "rate_limit_exceeded",
+        "slow down",
+        "model",
+        2.5,
     )
 
 

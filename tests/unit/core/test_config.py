@@ -57,19 +57,31 @@ def test_unknown_keys_are_reported_not_dropped() -> None:
     [
         ({"model_list": {"a": 1}}, "model_list", "must be a list"),
         ({"model_list": [{"litellm_params": {"model": "x"}}]}, "model_list[0].model_name", "is required"),
-        ({"model_list": [{"model_name": "m", "litellm_params": {}}]}, "model_list[0].litellm_params.model", "is required"),
+        (
+            {"model_list": [{"model_name": "m", "litellm_params": {}}]},
+            "model_list[0].litellm_params.model",
+            "is required",
+        ),
         (
             {"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/x", "rpm": "lots"}}]},
             "model_list[0].litellm_params.rpm",
             "must be a number",
         ),
         (
-            {"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/x", "api_key": "os.environ/NOPE"}}]},
+            {
+                "model_list": [
+                    {"model_name": "m", "litellm_params": {"model": "openai/x", "api_key": "os.environ/NOPE"}}
+                ]
+            },
             "model_list[0].litellm_params.api_key",
             "NOPE is not set",
         ),
         (
-            {"model_list": [{"model_name": "m", "litellm_params": {"model": "x", "api_base": "http://169.254.169.254/"}}]},
+            {
+                "model_list": [
+                    {"model_name": "m", "litellm_params": {"model": "x", "api_base": "http://169.254.169.254/"}}
+                ]
+            },
             "model_list[0].litellm_params.api_base",
             "metadata",
         ),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 
 from switchyard.auth.v1 import auth_service_pb2
-
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
-
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.servicer import AuthServicer
 from switchyard_auth.usage import SpendForwarder

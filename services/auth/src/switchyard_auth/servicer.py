@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from switchyard.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
-
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.usage import SpendForwarder
 from switchyard_core import errors

@@ -7,14 +7,13 @@ retried while management is unreachable (in memory today; the durable queue come
 
 from __future__ import annotations
 
+import grpc
+
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2, management_service_pb2_grpc
-
 from switchyard_core import errors
 from switchyard_core.batcher import Batcher
 from switchyard_core.grpc_util import bearer_metadata
-
-import grpc
 
 
 class SpendForwarder:

@@ -25,9 +25,24 @@ ENV_PREFIX = "os.environ/"
 _KNOWN_TOP_LEVEL = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 _KNOWN_GENERAL = {"master_key", "database_url", "max_request_size_mb", "request_timeout", "allow_private_api_base"}
 _KNOWN_PARAMS = {
-    "model", "api_base", "base_url", "api_key", "api_version", "rpm", "tpm", "weight", "timeout",
-    "stream_timeout", "input_cost_per_token", "output_cost_per_token", "drop_params", "extra_headers",
-    "organization", "max_parallel_requests", "order", "tags",
+    "model",
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_version",
+    "rpm",
+    "tpm",
+    "weight",
+    "timeout",
+    "stream_timeout",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "drop_params",
+    "extra_headers",
+    "organization",
+    "max_parallel_requests",
+    "order",
+    "tags",
 }
 
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -167,7 +182,7 @@ class _Reader:
 
     def resolve(self, value: Any, key: str) -> Any:
         if isinstance(value, str) and value.startswith(ENV_PREFIX):
-            name = value[len(ENV_PREFIX):]
+            name = value[len(ENV_PREFIX) :]
             if name not in self.environ:
                 raise self.fail(key or "<root>", f"environment variable {name} is not set")
             return self.environ[name]

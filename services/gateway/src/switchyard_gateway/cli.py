@@ -1,15 +1,14 @@
 """``switchyard`` command line.
 
-    switchyard up    --config FILE [--port 4000] [--topology split|single]
-        Start the whole gateway: one process per service (split, the default) or all in one (single).
-    switchyard serve SERVICE... | all  --config FILE [--grpc-port N] [--port N] [--target NAME=HOST:PORT ...]
-        Host the named services in this process (how Kubernetes runs them: one service each).
+switchyard up    --config FILE [--port 4000] [--topology split|single]
+    Start the whole gateway: one process per service (split, the default) or all in one (single).
+switchyard serve SERVICE... | all  --config FILE [--grpc-port N] [--port N] [--target NAME=HOST:PORT ...]
+    Host the named services in this process (how Kubernetes runs them: one service each).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 

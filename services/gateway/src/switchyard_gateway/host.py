@@ -8,6 +8,7 @@ The gRPC services share one server (one port). Calls between services hosted her
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -22,14 +23,9 @@ log = logging.getLogger("switchyard")
 Builder = Callable[[ServiceSettings, Channels], Service]
 
 
-def _builders() -> dict[str, Builder]:
-    # Imported here so `switchyard serve auth` does not load FastAPI or SQLAlchemy.
-    import importlib
-
-    return {
-        name: importlib.import_module(f"switchyard_{name}.server").build
-        for name in ("router", "auth", "providers", "management")
-    }
+def _builder(name: str) -> Builder:
+    # Imported on demand so `switchyard serve auth` does not load FastAPI or SQLAlchemy.
+    return importlib.import_module(f"switchyard_{name}.server").build  # type: ignore[no-any-return]
 
 
 def normalize(services: Iterable[str]) -> list[str]:
@@ -54,8 +50,7 @@ async def host(
     grpc_names = [name for name in names if name != "edge"]
     local = LocalChannel()
     channels = Channels(settings.targets, local, set(grpc_names))
-    builders = _builders()
-    built = [builders[name](settings, channels) for name in grpc_names]
+    built = [_builder(name)(settings, channels) for name in grpc_names]
     registrations = [registration for service in built for registration in service.registrations]
     for add_to_server, servicer in registrations:
         local.register(add_to_server, servicer)

@@ -47,10 +47,24 @@ async def supervise(config_path: str, settings: ServiceSettings) -> int:
     try:
         for name in [*reversed(grpc_services), "edge"]:
             command = [
-                sys.executable, "-m", "switchyard_gateway", "serve", name,
-                "--config", config_path, "--host", settings.host, "--data-dir", str(settings.data_dir),
-                "--log-level", settings.log_level, "--port", str(settings.http_port),
-                "--grpc-port", str(ports.get(name, 0)), *targets,
+                sys.executable,
+                "-m",
+                "switchyard_gateway",
+                "serve",
+                name,
+                "--config",
+                config_path,
+                "--host",
+                settings.host,
+                "--data-dir",
+                str(settings.data_dir),
+                "--log-level",
+                settings.log_level,
+                "--port",
+                str(settings.http_port),
+                "--grpc-port",
+                str(ports.get(name, 0)),
+                *targets,
             ]
             process = await asyncio.create_subprocess_exec(
                 *command,
@@ -71,7 +85,7 @@ async def supervise(config_path: str, settings: ServiceSettings) -> int:
         )
         exited = [asyncio.create_task(c.process.wait()) for c in children]
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *exited], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([waiter, *exited], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         for child in children:
             if child.process.returncode is not None and not stop.is_set():

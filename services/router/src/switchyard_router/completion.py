@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+
 from switchyard.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from switchyard.completion.v1 import completion_service_pb2 as pb
 from switchyard.provider.v1 import provider_service_pb2, provider_service_pb2_grpc
 from switchyard.type.v1 import chat_pb2, model_pb2
-
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_router.deployments import Deployment, ModelGroups

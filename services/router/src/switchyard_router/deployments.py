@@ -12,14 +12,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import struct_pb2
-from switchyard.type.v1 import chat_pb2, deployment_pb2
 
+from switchyard.type.v1 import chat_pb2, deployment_pb2
 from switchyard_core.config import DeploymentConfig
 
 # litellm_params that become Deployment fields (or are secrets) rather than extra params.
 _FIELD_PARAMS = {
-    "model", "api_key", "api_base", "base_url", "api_version", "timeout", "extra_headers", "drop_params",
-    "rpm", "tpm", "weight", "input_cost_per_token", "output_cost_per_token",
+    "model",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "timeout",
+    "extra_headers",
+    "drop_params",
+    "rpm",
+    "tpm",
+    "weight",
+    "input_cost_per_token",
+    "output_cost_per_token",
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.completion.v1 import completion_service_pb2_grpc
 from switchyard.provider.v1 import provider_service_pb2_grpc
-
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_router.completion import CompletionRouter
 from switchyard_router.deployments import ModelGroups
@@ -26,8 +25,9 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     )
     return Service(
         name="router",
-        registrations=[(completion_service_pb2_grpc.add_CompletionServiceServicer_to_server,
-                        CompletionServicer(router, timeout))],
+        registrations=[
+            (completion_service_pb2_grpc.add_CompletionServiceServicer_to_server, CompletionServicer(router, timeout))
+        ],
         on_start=[usage.batcher.start],
         on_stop=[usage.batcher.stop],
     )

@@ -7,7 +7,6 @@ from typing import Any
 
 from switchyard.completion.v1 import completion_service_pb2 as pb
 from switchyard.completion.v1 import completion_service_pb2_grpc
-
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import api_key_from_metadata, remaining

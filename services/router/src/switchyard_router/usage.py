@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import grpc
+
 from switchyard.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from switchyard.type.v1 import chat_pb2
-
 from switchyard_core import errors
 from switchyard_core.batcher import Batcher
 
