@@ -24,7 +24,7 @@ async def test_chat_completion(client: AsyncOpenAI) -> None:
     reply = raw.parse()
     assert reply.choices[0].message.content == "Echo: hello from the sdk"
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.usage is not None and reply.usage.completion_tokens == 4
+    assert reply.usage is not None and reply.usage.completion_tokens == 5
     assert raw.headers["x-switchyard-model-group"] == "chat-model"
     assert raw.headers["x-switchyard-deployment-id"] == "fake-openai-1"
     assert raw.headers["x-switchyard-attempts"] == "1"

@@ -96,7 +96,7 @@ async def test_no_deadline_means_no_time_limit(probe: Any) -> None:
 async def test_deadline_is_visible_to_the_servicer(probe: Any) -> None:
     stub, _ = probe
     reply = await stub.Chat(pb.ChatRequest(params=_request("deadline")), timeout=30)
-    assert 29.0 <= float(reply.completion.id) <= 30.0
+    assert 29.0 <= float(reply.completion.id) <= 30.5  # gRPC rounds deadlines up slightly
 
 
 async def test_abort_carries_reason_param_and_retry_hint(probe: Any) -> None:

@@ -100,8 +100,9 @@ def _unset_code_error(context: LocalServicerContext) -> grpc.aio.AioRpcError | N
 
 
 class _UnaryUnary:
-    def __init__(self, behavior: Callable[..., Any]) -> None:
-        self._behavior = behavior
+    def __init__(self, resolve: Callable[[], grpc.RpcMethodHandler]) -> None:
+        self._resolve = resolve
+        self._behavior: Callable[..., Any] | None = None
 
     async def __call__(
         self,
@@ -111,6 +112,8 @@ class _UnaryUnary:
         metadata: _Metadata | None = None,
         **_: Any,
     ) -> Any:
+        if self._behavior is None:
+            self._behavior = self._resolve().unary_unary
         context = LocalServicerContext(metadata, timeout)
         try:
             async with asyncio.timeout(timeout):
@@ -193,8 +196,9 @@ def _swallow(task: asyncio.Future[Any]) -> None:
 
 
 class _UnaryStream:
-    def __init__(self, behavior: Callable[..., Any]) -> None:
-        self._behavior = behavior
+    def __init__(self, resolve: Callable[[], grpc.RpcMethodHandler]) -> None:
+        self._resolve = resolve
+        self._behavior: Callable[..., Any] | None = None
 
     def __call__(
         self,
@@ -204,6 +208,8 @@ class _UnaryStream:
         metadata: _Metadata | None = None,
         **_: Any,
     ) -> LocalStreamCall:
+        if self._behavior is None:
+            self._behavior = self._resolve().unary_stream
         return LocalStreamCall(self._behavior, request, timeout, metadata)
 
 
@@ -227,11 +233,13 @@ class LocalChannel:
         except KeyError:
             raise ValueError(f"no co-hosted servicer handles {method}") from None
 
+    # Stubs may be built before the servicer they call is registered (services are built in any
+    # order), so the handler is looked up at the first call.
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _UnaryUnary:
-        return _UnaryUnary(self._handler(method).unary_unary)
+        return _UnaryUnary(lambda: self._handler(method))
 
     def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> _UnaryStream:
-        return _UnaryStream(self._handler(method).unary_stream)
+        return _UnaryStream(lambda: self._handler(method))
 
     async def close(self, grace: float | None = None) -> None:
         return None

@@ -1,0 +1,11 @@
+"""Thin HTTP routes: read the request, call one translate function and one RPC, write the answer.
+
+Each module exposes ``router(edge: EdgeContext) -> APIRouter``.
+"""
+
+from switchyard_edge.routes import chat, embeddings, health, models, spend
+
+__all__ = ["ALL", "chat", "embeddings", "health", "models", "spend"]
+
+ALL = (chat, embeddings, models, spend, health)
+"""Every route module, in the order they are mounted."""

@@ -1,0 +1,21 @@
+"""Helpers every route uses to call a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from switchyard_core.grpc_util import bearer_metadata
+from switchyard_edge.errors import from_grpc
+
+
+async def call_unary(method: Any, request: Any, api_key: str, deadline: float) -> Any:
+    """Call a unary RPC with the caller's key and a ``deadline`` in seconds.
+
+    A gRPC failure becomes the ``SwitchyardError`` it carries.
+    """
+    try:
+        return await method(request, metadata=bearer_metadata(api_key), timeout=deadline)
+    except grpc.RpcError as exc:
+        raise from_grpc(exc) from None

@@ -1,0 +1,34 @@
+"""``POST /v1/embeddings`` (and ``/embeddings``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from switchyard_edge._context import EdgeContext
+from switchyard_edge._request import caller_key, read_json_object
+from switchyard_edge.protocol import EmbeddingRequest, parse_body
+from switchyard_edge.responses import JSONBytesResponse
+from switchyard_edge.routes._common import call_unary
+from switchyard_edge.translate import embeddings as translate
+from switchyard_edge.translate.route import route_headers
+
+PATHS = ("/v1/embeddings", "/embeddings")
+
+
+def router(edge: EdgeContext) -> APIRouter:
+    routes = APIRouter(tags=["embeddings"])
+
+    async def create_embeddings(request: Request) -> Response:
+        """Create embeddings (OpenAI API); ``encoding_format`` ``"base64"`` packs little-endian float32."""
+        body = parse_body(EmbeddingRequest, await read_json_object(request, edge.max_request_bytes))
+        answer = await call_unary(
+            edge.stubs.completion.Embed, translate.embed_request(body), caller_key(request), edge.timeout
+        )
+        return JSONBytesResponse(
+            translate.embedding_json(answer.result, body.encoding_format), headers=route_headers(answer.route)
+        )
+
+    for path in PATHS:
+        routes.add_api_route(path, create_embeddings, methods=["POST"], include_in_schema=path.startswith("/v1"))
+    return routes

@@ -1,0 +1,132 @@
+"""The system of record's tables, as SQLAlchemy 2 declarative models.
+
+Every table hangs off :class:`Base`; its ``metadata`` is what Alembic migrations are written
+against. The schema itself is owned by the migrations in ``migrations/versions/``: a change here
+ships with a new revision, never with ``create_all``.
+
+Conventions, so PostgreSQL and SQLite behave the same:
+
+- times are :class:`UTCDateTime`: timezone-aware UTC in Python, ``timestamptz`` on PostgreSQL and
+  naive-UTC text on SQLite (which has no time zone type), so ordering and comparisons agree;
+- money is :data:`Money`, an exact decimal on PostgreSQL (see its comment);
+- constraints and indexes carry explicit names (``NAMING_CONVENTION``) so later migrations can
+  refer to them on both engines.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A point in time, always timezone-aware UTC on the Python side.
+
+    Binding a naive datetime is a programming error (its zone is unknown) and raises. PostgreSQL
+    stores ``timestamptz``; SQLite stores the naive UTC value, so every row uses the same text
+    form and string order equals time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime bound to a UTCDateTime column; attach a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Money: NUMERIC(20, 12) rather than a float column. Spend is summed into budgets and reports;
+# PostgreSQL sums NUMERIC exactly, where adding millions of doubles drifts, and per-token prices
+# (down to ~1e-8 dollars per token) need the 12 decimal places. 8 integer digits allow a single
+# row of up to $99,999,999. The wire format is a double, so values come back as float
+# (asdecimal=False); SQLite has no decimal type and keeps them as REAL, which is what the
+# embedded single-node setup needs. Negative amounts are refused by a CHECK constraint.
+Money = Numeric(20, 12, asdecimal=False)
+
+
+class Base(DeclarativeBase):
+    """Root of every model; its metadata is the migrations' target."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({_primary_key_text(self)})"
+
+
+def _primary_key_text(row: Any) -> str:
+    columns = row.__table__.primary_key.columns
+    return ", ".join(f"{c.key}={getattr(row, c.key)!r}" for c in columns)
+
+
+class SpendLog(Base):
+    """One finished request and what it cost; written once, idempotent by ``request_id``.
+
+    Rows are listed newest first by ``(start_time, request_id)``, overall or for one key; both
+    orders have an index ending in ``request_id`` so keyset pagination is an index range scan.
+    """
+
+    __tablename__ = "spend_logs"
+
+    request_id: Mapped[str] = mapped_column(String, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String, default="")
+    """SHA-256 hex digest of the caller's key; never the key."""
+    team_id: Mapped[str] = mapped_column(String, default="")
+    user_id: Mapped[str] = mapped_column(String, default="")
+    end_user: Mapped[str] = mapped_column(String, default="")
+    model_group: Mapped[str] = mapped_column(String, default="")
+    deployment_id: Mapped[str] = mapped_column(String, default="")
+    model: Mapped[str] = mapped_column(String, default="")
+    provider: Mapped[str] = mapped_column(String, default="")
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Money, default=0.0)
+    """US dollars."""
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String, default="")
+    """"success" or an error reason."""
+    operation: Mapped[str] = mapped_column(String, default="")
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        CheckConstraint("cost >= 0", name="cost_non_negative"),
+        CheckConstraint(
+            "prompt_tokens >= 0 AND completion_tokens >= 0 AND total_tokens >= 0", name="tokens_non_negative"
+        ),
+        Index("ix_spend_logs_start_time_request_id", "start_time", "request_id"),
+        Index("ix_spend_logs_key_hash_start_time_request_id", "key_hash", "start_time", "request_id"),
+    )

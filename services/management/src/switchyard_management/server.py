@@ -1,0 +1,64 @@
+"""Assembles the management service for a hosting process.
+
+Start: the database is upgraded to the newest migration (the process fails to start if it cannot
+be), then a probe checks it every :data:`PROBE_INTERVAL` seconds so readiness follows the database
+even when no admin call arrives. Stop: the probe ends and the connection pool is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from switchyard.management.v1 import management_service_pb2_grpc
+from switchyard_core.runtime import Channels, Service, ServiceSettings
+from switchyard_management.access import AdminGate
+from switchyard_management.database import create_engine, migrate, resolve_url, safe_url
+from switchyard_management.servicer import ManagementServicer
+from switchyard_management.store import SpendStore
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL = 5.0
+"""Seconds between database health checks."""
+
+
+def build(settings: ServiceSettings, channels: Channels) -> Service:
+    """The management service on ``general_settings.database_url`` (else SQLite in ``data_dir``).
+
+    Raises :class:`~switchyard_management.database.DatabaseURLError` for an unusable URL.
+    """
+    url = resolve_url(settings.config.general.database_url, settings.data_dir)
+    engine = create_engine(url)
+    spend = SpendStore(engine)
+    servicer = ManagementServicer(AdminGate(channels.get("auth")), spend)
+    probe: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        log.info("management database: %s", safe_url(url))
+        await migrate(engine)
+        await spend.ping()
+        probe.append(asyncio.create_task(_probe(spend), name="management-db-probe"))
+
+    async def stop() -> None:
+        for task in probe:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        probe.clear()
+        await engine.dispose()
+
+    return Service(
+        name="management",
+        registrations=[(management_service_pb2_grpc.add_ManagementServiceServicer_to_server, servicer)],
+        on_start=[start],
+        on_stop=[stop],
+        ready=lambda: spend.healthy,
+    )
+
+
+async def _probe(spend: SpendStore) -> None:
+    while True:
+        await asyncio.sleep(PROBE_INTERVAL)
+        await spend.ping()

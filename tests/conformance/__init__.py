@@ -1,0 +1,1 @@
+"""Provider conformance suite: every transformer against a fake of its upstream."""

@@ -1,0 +1,1 @@
+"""Fakes of upstream provider APIs, shared by the conformance and end-to-end suites."""

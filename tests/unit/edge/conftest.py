@@ -1,0 +1,225 @@
+"""Unit-test harness of the edge's HTTP contract: the real app in front of fake services.
+
+The fake CompletionService and ManagementService are registered on a ``LocalChannel`` exactly as
+co-hosted services are in production; the app is driven over ASGI with httpx. The fakes choose
+their behaviour from the requested model name, so one servicer covers every case:
+
+    "fail:<reason>[:<retry_after>]"   abort with that Switchyard reason (before any stream message)
+    "stream"                          role + two text chunks, a finish chunk, then a usage-only chunk
+    "stream-inline-usage"             one text chunk whose finish chunk also carries the usage
+    "stream-fail-mid"                 one chunk, then abort with upstream_unavailable
+    "stream-empty"                    end the stream without any message
+    "stream-forever"                  a chunk every 10 ms until cancelled (records the cancellation)
+    anything else                     a one-choice answer echoing the last user message
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from switchyard.completion.v1 import completion_service_pb2 as cs
+from switchyard.completion.v1 import completion_service_pb2_grpc
+from switchyard.management.v1 import management_service_pb2 as ms
+from switchyard.management.v1 import management_service_pb2_grpc
+from switchyard.type.v1 import chat_pb2, embedding_pb2, model_pb2
+from switchyard_core import errors
+from switchyard_core.config import parse_config
+from switchyard_core.errors import SwitchyardError
+from switchyard_core.local_channel import LocalChannel
+from switchyard_core.runtime import Channels, ServiceSettings
+from switchyard_edge.app import create_app
+
+MAX_REQUEST_BYTES = 16 * 1024
+"""The body limit the test app is configured with."""
+
+ROUTE = cs.Route(
+    model_group="gpt-test", deployment_id="dep-1", attempts=2, cost=0.00125, cache_hit=False, request_id="req-42"
+)
+
+
+def _chunk(content: str | None = None, *, role: bool = False, finish: int = 0) -> chat_pb2.ChatCompletionChunk:
+    delta = chat_pb2.Delta(role=chat_pb2.ROLE_ASSISTANT if role else chat_pb2.ROLE_UNSPECIFIED)
+    if content is not None:
+        delta.content = content
+    return chat_pb2.ChatCompletionChunk(
+        id="chatcmpl-1",
+        created=1700000000,
+        model="gpt-test-upstream",
+        choices=[chat_pb2.ChunkChoice(index=0, delta=delta, finish_reason=finish)],
+    )
+
+
+USAGE = chat_pb2.Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)
+
+
+class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
+    """Records every request and its metadata; behaves as the module docstring says."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+        self.metadata: list[dict[str, str]] = []
+        self.timeouts: list[float | None] = []
+        self.stream_cancelled = asyncio.Event()
+
+    def _record(self, request: Any, context: Any) -> None:
+        self.requests.append(request)
+        self.metadata.append({k: v if isinstance(v, str) else v.decode() for k, v in context.invocation_metadata()})
+        self.timeouts.append(context.time_remaining())
+
+    @staticmethod
+    async def _maybe_fail(model: str, context: Any) -> None:
+        if model.startswith("fail:"):
+            _, reason, *retry = model.split(":")
+            await errors.abort(
+                context,
+                SwitchyardError(reason, f"fake {reason}", retry_after=float(retry[0]) if retry else None, param=None),
+            )
+
+    async def Chat(self, request: cs.ChatRequest, context: Any) -> cs.ChatResponse:
+        self._record(request, context)
+        await self._maybe_fail(request.params.model, context)
+        last = request.params.messages[-1]
+        text = last.content if last.HasField("content") else "".join(p.text for p in last.parts)
+        completion = chat_pb2.ChatCompletion(
+            id="chatcmpl-9",
+            created=1700000001,
+            model="gpt-test-upstream",
+            choices=[
+                chat_pb2.Choice(
+                    index=0,
+                    message=chat_pb2.Message(role=chat_pb2.ROLE_ASSISTANT, content=f"echo: {text}"),
+                    finish_reason=chat_pb2.FINISH_REASON_STOP,
+                )
+            ],
+            usage=USAGE,
+        )
+        return cs.ChatResponse(completion=completion, route=ROUTE)
+
+    async def StreamChat(self, request: cs.StreamChatRequest, context: Any) -> AsyncIterator[cs.StreamChatResponse]:
+        self._record(request, context)
+        model = request.params.model
+        await self._maybe_fail(model, context)
+        if model == "stream-empty":
+            return
+        if model == "stream-forever":
+            yield cs.StreamChatResponse(chunk=_chunk("", role=True), route=ROUTE)
+            try:
+                while True:
+                    await asyncio.sleep(0.01)
+                    yield cs.StreamChatResponse(chunk=_chunk("tick"))
+            finally:
+                self.stream_cancelled.set()
+        yield cs.StreamChatResponse(chunk=_chunk("Hel", role=True), route=ROUTE)
+        if model == "stream-fail-mid":
+            await errors.abort(context, SwitchyardError("upstream_unavailable", "upstream went away"))
+        if model == "stream-inline-usage":
+            last = _chunk(finish=chat_pb2.FINISH_REASON_STOP)
+            last.usage.CopyFrom(USAGE)
+            yield cs.StreamChatResponse(chunk=last)
+            return
+        yield cs.StreamChatResponse(chunk=_chunk("lo"))
+        yield cs.StreamChatResponse(chunk=_chunk(finish=chat_pb2.FINISH_REASON_STOP))
+        yield cs.StreamChatResponse(
+            chunk=chat_pb2.ChatCompletionChunk(
+                id="chatcmpl-1", created=1700000000, model="gpt-test-upstream", usage=USAGE
+            )
+        )
+
+    async def Embed(self, request: cs.EmbedRequest, context: Any) -> cs.EmbedResponse:
+        self._record(request, context)
+        await self._maybe_fail(request.params.model, context)
+        result = embedding_pb2.EmbeddingResult(
+            model="embed-upstream",
+            data=[
+                embedding_pb2.Embedding(index=i, vector=[0.25 + i, -1.5, 0.001953125])
+                for i in range(len(request.params.input))
+            ],
+            usage=chat_pb2.Usage(prompt_tokens=3, total_tokens=3),
+        )
+        return cs.EmbedResponse(result=result, route=ROUTE)
+
+    async def ListModels(self, request: cs.ListModelsRequest, context: Any) -> cs.ListModelsResponse:
+        self._record(request, context)
+        if dict(self.metadata[-1]).get("authorization") == "Bearer fail":
+            await errors.abort(context, SwitchyardError("invalid_api_key", "bad key"))
+        return cs.ListModelsResponse(
+            models=[
+                model_pb2.ModelCard(id="gpt-test", owned_by="switchyard", created=1690000000),
+                model_pb2.ModelCard(id="embed-test", owned_by="switchyard", created=1690000001),
+            ]
+        )
+
+
+class FakeManagement(management_service_pb2_grpc.ManagementServiceServicer):
+    """Serves two pages of spend rows; records every query and its metadata."""
+
+    def __init__(self) -> None:
+        self.requests: list[ms.ListSpendLogsRequest] = []
+        self.metadata: list[dict[str, str]] = []
+
+    async def ListSpendLogs(self, request: ms.ListSpendLogsRequest, context: Any) -> ms.ListSpendLogsResponse:
+        self.requests.append(request)
+        self.metadata.append(dict(context.invocation_metadata()))
+        if dict(context.invocation_metadata()).get("authorization") != "Bearer admin-key":
+            await errors.abort(context, SwitchyardError("forbidden", "admin only"))
+        row = ms.SpendLog(
+            request_id="req-1" if not request.page_token else "req-2",
+            key_hash="ab" * 32,
+            team_id="team-a",
+            user_id="user-a",
+            end_user="end-a",
+            model_group="gpt-test",
+            deployment_id="dep-1",
+            model="gpt-test-upstream",
+            provider="openai",
+            prompt_tokens=5,
+            completion_tokens=2,
+            total_tokens=7,
+            cost=0.5,
+            latency_ms=12.4,
+            status="success" if not request.page_token else "upstream_timeout",
+            operation="chat",
+            cache_hit=bool(request.page_token),
+        )
+        row.start_time.FromSeconds(1714564800)
+        row.end_time.FromSeconds(1714564801)
+        return ms.ListSpendLogsResponse(logs=[row], next_page_token="" if request.page_token else "page-2")
+
+
+class Edge:
+    """The app under test with its fakes."""
+
+    def __init__(self, router: FakeRouter, management: FakeManagement, health: health.aio.HealthServicer) -> None:
+        self.router = router
+        self.management = management
+        self.health = health
+        self.max_request_bytes = MAX_REQUEST_BYTES
+        local = LocalChannel()
+        local.register(completion_service_pb2_grpc.add_CompletionServiceServicer_to_server, router)
+        local.register(management_service_pb2_grpc.add_ManagementServiceServicer_to_server, management)
+        local.register(health_pb2_grpc.add_HealthServicer_to_server, health)
+        self.channels = Channels({}, local, {"router", "management"})
+        config = parse_config(
+            {"general_settings": {"max_request_size_mb": MAX_REQUEST_BYTES / (1024 * 1024), "request_timeout": 30}}
+        )
+        self.app = create_app(ServiceSettings(config=config), self.channels)
+
+
+@pytest.fixture
+async def edge() -> Edge:
+    health_servicer = health.aio.HealthServicer()
+    await health_servicer.set("switchyard.completion.v1.CompletionService", health_pb2.HealthCheckResponse.SERVING)
+    return Edge(FakeRouter(), FakeManagement(), health_servicer)
+
+
+@pytest.fixture
+async def client(edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=edge.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as http:
+        yield http
