@@ -22,7 +22,7 @@ from switchyard_providers import build
 
 @pytest.fixture(scope="module", params=["local", "grpc"])
 async def provider_stub(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    settings = ServiceSettings(config=parse_config({}))
+    settings = ServiceSettings(config=parse_config({"general_settings": {"master_key": "sk-conformance-master"}}))
     service = build(settings, Channels({}, LocalChannel(), set()))
     for hook in service.on_start:
         await hook()

@@ -76,8 +76,11 @@ def stack(
 
 
 @pytest.fixture
-def client(stack: Stack) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key=MASTER_KEY, max_retries=0)
+async def client(stack: Stack) -> AsyncIterator[AsyncOpenAI]:
+    # Closed explicitly: a client left to the garbage collector closes its sockets behind the
+    # event loop's back, and a later socket reusing the descriptor number is never polled.
+    async with AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key=MASTER_KEY, max_retries=0) as sdk:
+        yield sdk
 
 
 def secrets_in(text: str) -> list[str]:

@@ -37,9 +37,20 @@ class Stack:
     base_url: str
     master_key: str
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def logs(self) -> str:
         return "\n".join(self.lines)
+
+    def router_target(self) -> str:
+        """``host:port`` of the router's gRPC server, from the readiness lines the processes print."""
+        for line in self.lines:
+            # split: "router     | switchyard ready grpc=N"; single: "switchyard ready grpc=N http=M"
+            service, found, rest = line.rpartition("switchyard ready ")
+            if found and service.strip(" |") in ("router", ""):
+                fields = dict(item.split("=", 1) for item in rest.split())
+                return f"127.0.0.1:{fields['grpc']}"
+        raise LookupError("the router's readiness line was not printed")
 
     def stop(self, timeout: float = 20) -> int:
         if self.process.poll() is None:
@@ -49,6 +60,10 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self.reader is not None:
+            self.reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         return self.process.returncode
 
 
@@ -89,7 +104,8 @@ def start_stack(config_path: Path, data_dir: Path, topology: str, master_key: st
                 ready.put(True)
         ready.put(False)
 
-    threading.Thread(target=pump, daemon=True).start()
+    stack.reader = threading.Thread(target=pump, daemon=True)
+    stack.reader.start()
     deadline = time.monotonic() + timeout
     try:
         ok = ready.get(timeout=max(0.0, deadline - time.monotonic()))

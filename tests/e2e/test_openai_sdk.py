@@ -130,9 +130,9 @@ async def test_bad_key_is_401(stack: Stack, key: str | None) -> None:
 
 
 async def test_wrong_key_through_the_sdk(stack: Stack) -> None:
-    sdk = AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key="sk-not-a-key-000000", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        await sdk.chat.completions.create(model="chat-model", messages=USER)
+    async with AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key="sk-not-a-key-000000", max_retries=0) as sdk:
+        with pytest.raises(openai.AuthenticationError):
+            await sdk.chat.completions.create(model="chat-model", messages=USER)
 
 
 async def test_unknown_model_is_404(client: AsyncOpenAI) -> None:

@@ -41,8 +41,14 @@ def test_reads_litellm_config_with_environment_values(tmp_path: Path) -> None:
     assert "sk-upstream-abcdef" not in repr(first)
 
 
+def keyed(raw: dict[str, object]) -> dict[str, object]:
+    """``raw`` with a master key, which every valid config needs."""
+    general = {"master_key": "sk-test-master", **raw.get("general_settings", {})}  # type: ignore[dict-item]
+    return {**raw, "general_settings": general}
+
+
 def test_model_without_prefix_is_openai() -> None:
-    config = parse_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "gpt-4o-mini"}}]})
+    config = parse_config(keyed({"model_list": [{"model_name": "m", "litellm_params": {"model": "gpt-4o-mini"}}]}))
     assert (config.deployments[0].provider, config.deployments[0].model) == ("openai", "gpt-4o-mini")
 
 
@@ -92,12 +98,14 @@ def test_unknown_keys_are_reported_not_dropped() -> None:
         ),
         ({"general_settings": {"request_timeout": 0}}, "general_settings.request_timeout", "at least"),
         ([1, 2], "<root>", "must be a mapping"),
+        ({"general_settings": {"master_key": ""}}, "general_settings.master_key", "is required"),
     ],
-    ids=["list-type", "model-name", "model", "rpm-type", "missing-env", "metadata-ip", "scheme", "timeout", "root"],
+    ids=["list-type", "model-name", "model", "rpm-type", "missing-env", "metadata-ip", "scheme", "timeout", "root",
+         "no-master-key"],
 )
 def test_invalid_config_names_file_key_and_reason(raw: object, key: str, reason: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config(raw, "conf.yaml", environ={})
+        parse_config(keyed(raw) if isinstance(raw, dict) else raw, "conf.yaml", environ={})
     assert caught.value.key == key
     assert reason in caught.value.reason
     assert str(caught.value).startswith(f"conf.yaml: {key}: ")
@@ -108,7 +116,7 @@ def test_private_api_base_allowed_when_operator_says_so() -> None:
         "model_list": [{"model_name": "m", "litellm_params": {"model": "x", "api_base": "http://169.254.169.254/"}}],
         "general_settings": {"allow_private_api_base": True},
     }
-    assert parse_config(raw).deployments[0].api_base == "http://169.254.169.254"
+    assert parse_config(keyed(raw)).deployments[0].api_base == "http://169.254.169.254"
 
 
 def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:

@@ -206,7 +206,13 @@ class Edge:
         local.register(health_pb2_grpc.add_HealthServicer_to_server, health)
         self.channels = Channels({}, local, {"router", "management"})
         config = parse_config(
-            {"general_settings": {"max_request_size_mb": MAX_REQUEST_BYTES / (1024 * 1024), "request_timeout": 30}}
+            {
+                "general_settings": {
+                    "master_key": "sk-edge-test-master",
+                    "max_request_size_mb": MAX_REQUEST_BYTES / (1024 * 1024),
+                    "request_timeout": 30,
+                }
+            }
         )
         self.app = create_app(ServiceSettings(config=config), self.channels)
 

@@ -22,7 +22,9 @@ class SpendForwarder:
     def __init__(self, management: management_service_pb2_grpc.ManagementServiceStub, service_key: str) -> None:
         self._management = management
         self._metadata = bearer_metadata(service_key)
-        self.batcher: Batcher[auth_service_pb2.UsageRecord] = Batcher(self._write, name="spend-forwarder")
+        self.batcher: Batcher[auth_service_pb2.UsageRecord] = Batcher(
+            self._write, name="spend-forwarder", retryable=errors.is_retryable
+        )
 
     def submit(self, records: list[auth_service_pb2.UsageRecord]) -> None:
         for record in records:

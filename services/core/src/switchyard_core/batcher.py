@@ -3,7 +3,9 @@
 ``submit()`` never waits and never fails; a background task hands batches to ``flush`` every
 ``interval`` seconds or as soon as ``max_batch`` items wait. A failed flush keeps its items and is
 retried with backoff, so a receiver that blinks loses nothing (up to ``max_pending`` items; past
-that the oldest are dropped and counted in :attr:`Batcher.dropped`).
+that the oldest are dropped and counted in :attr:`Batcher.dropped`). A batch the receiver refuses
+for good (``retryable(exc)`` is false: a bad record, a wrong credential) is logged and dropped,
+so it cannot block the batches behind it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ class Batcher(Generic[T]):
         max_batch: int = 200,
         interval: float = 0.1,
         max_pending: int = 100_000,
+        retryable: Callable[[Exception], bool] = lambda exc: True,
     ) -> None:
         self._flush = flush
         self._name = name
         self._max_batch = max_batch
         self._interval = interval
         self._pending: deque[T] = deque(maxlen=max_pending)
+        self._retryable = retryable
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -87,6 +91,13 @@ class Batcher(Generic[T]):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if not self._retryable(exc):
+                    dropped = min(self._max_batch, len(self._pending))
+                    for _ in range(dropped):
+                        self._pending.popleft()
+                    self.dropped += dropped
+                    log.error("%s: receiver refused a batch of %d (%s); dropped", self._name, dropped, exc)
+                    continue
                 log.warning("%s: flush failed (%s); %d items kept for retry", self._name, exc, len(self._pending))
                 if self._stopping:
                     return

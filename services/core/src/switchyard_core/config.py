@@ -234,8 +234,12 @@ def _general(reader: _Reader, raw: Any, unknown: list[str]) -> GeneralSettings:
     data = _mapping(reader, raw, "general_settings")
     unknown.extend(f"general_settings.{k}" for k in data if k not in _KNOWN_GENERAL)
     max_mb = data.get("max_request_size_mb")
+    master_key = reader.string(data.get("master_key") or "", "general_settings.master_key")
+    if not master_key:
+        # Without it the gateway would have no admin and the services no credential among themselves.
+        raise reader.fail("general_settings.master_key", "is required: the admin key, e.g. sk-<random>")
     return GeneralSettings(
-        master_key=reader.string(data.get("master_key", ""), "general_settings.master_key"),
+        master_key=master_key,
         database_url=reader.string(data.get("database_url") or "", "general_settings.database_url"),
         max_request_bytes=(
             DEFAULT_MAX_REQUEST_BYTES

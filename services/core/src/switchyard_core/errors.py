@@ -78,6 +78,12 @@ _REASON_BY_CODE: dict[grpc.StatusCode, str] = {
 _DEFAULT_REASON = "internal_error"
 
 
+RETRYABLE_REASONS = frozenset(
+    {"service_unavailable", "upstream_unavailable", "upstream_timeout", "rate_limit_exceeded", "no_healthy_deployment"}
+)
+"""Reasons after which the same call may succeed later."""
+
+
 class SwitchyardError(Exception):
     """An error with a reason from ``ERRORS``; its message is safe to show to callers."""
 
@@ -105,8 +111,17 @@ class SwitchyardError(Exception):
     def http_status(self) -> int:
         return self.kind.http_status
 
+    @property
+    def retryable(self) -> bool:
+        return self.reason in RETRYABLE_REASONS
+
     def __repr__(self) -> str:
         return f"SwitchyardError({self.reason!r}, {self.message!r})"
+
+
+def is_retryable(exc: Exception) -> bool:
+    """Whether a failed call may succeed when repeated; errors of unknown kind count as retryable."""
+    return exc.retryable if isinstance(exc, SwitchyardError) else True
 
 
 def to_status(error: SwitchyardError) -> status_pb2.Status:
@@ -177,6 +192,9 @@ def from_rpc_error(error: grpc.RpcError) -> SwitchyardError:
         return SwitchyardError(reason, "The request timed out inside the gateway.")
     if code in (_SC.UNAVAILABLE, _SC.CANCELLED):
         return SwitchyardError(reason, "A gateway service is unavailable; try again shortly.", retry_after=1)
+    if reason == _DEFAULT_REASON:
+        # An unexpected exception in a servicer: its text is an internal detail, not for callers.
+        return SwitchyardError(reason, "Internal gateway error.")
     return SwitchyardError(reason, _call(error, "details") or "Internal gateway error.")
 
 

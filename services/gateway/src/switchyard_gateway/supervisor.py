@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -21,6 +22,13 @@ from switchyard_core.server import stop_event_on_signals
 _START_TIMEOUT = 120.0
 _STOP_GRACE = 10.0
 _WIDTH = max(len(name) for name in SERVICES)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if the supervisor is killed outright (SIGKILL), the kernel
+    # sends the child SIGTERM, so no service outlives the gateway it belonged to.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,6 +80,7 @@ async def supervise(config_path: str, settings: ServiceSettings) -> int:
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
             child = _Child(name, process)
             child.relay = asyncio.create_task(_relay(child))
@@ -136,11 +145,12 @@ async def _wait_ready(children: list[_Child], stop: asyncio.Event) -> bool:
 
 
 async def _stop_all(children: list[_Child]) -> None:
-    for child in reversed(children):
+    # Callers first (edge, router, auth, providers, management): each drains its in-flight work and
+    # flushes its usage records to services that are still up.
+    for child in sorted(children, key=lambda c: SERVICES.index(c.name)):
         if child.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 child.process.send_signal(signal.SIGTERM)
-    for child in children:
         try:
             await asyncio.wait_for(child.process.wait(), _STOP_GRACE)
         except TimeoutError:

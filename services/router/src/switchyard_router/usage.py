@@ -17,7 +17,9 @@ class UsageReporter:
 
     def __init__(self, auth: auth_service_pb2_grpc.AuthServiceStub) -> None:
         self._auth = auth
-        self.batcher: Batcher[auth_service_pb2.UsageRecord] = Batcher(self._send, name="usage-reporter")
+        self.batcher: Batcher[auth_service_pb2.UsageRecord] = Batcher(
+            self._send, name="usage-reporter", retryable=errors.is_retryable
+        )
 
     def report(
         self,
