@@ -83,7 +83,9 @@ class CaseContext:
     upstream: Upstream
 
     async def chat(
-        self, params: chat_pb2.ChatCompletionParams, deployment: deployment_pb2.Deployment | None = None,
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        deployment: deployment_pb2.Deployment | None = None,
         timeout: float | None = 10.0,
     ) -> chat_pb2.ChatCompletion:
         request = provider_service_pb2.ChatRequest(deployment=deployment or self.upstream.deployment(), params=params)
@@ -91,7 +93,9 @@ class CaseContext:
         return response.completion
 
     async def stream(
-        self, params: chat_pb2.ChatCompletionParams, deployment: deployment_pb2.Deployment | None = None,
+        self,
+        params: chat_pb2.ChatCompletionParams,
+        deployment: deployment_pb2.Deployment | None = None,
         timeout: float | None = 10.0,
     ) -> list[chat_pb2.ChatCompletionChunk]:
         request = provider_service_pb2.StreamChatRequest(
@@ -280,20 +284,24 @@ async def tool_call(ctx: CaseContext) -> None:
 
 @_case
 async def forced_tool_choice(ctx: CaseContext) -> None:
-    completion = await ctx.chat(params(
-        user("whatever you like"),
-        tools=[weather_tool(), weather_tool("get_time")],
-        tool_choice=chat_pb2.ToolChoice(function_name="get_time"),
-    ))
+    completion = await ctx.chat(
+        params(
+            user("whatever you like"),
+            tools=[weather_tool(), weather_tool("get_time")],
+            tool_choice=chat_pb2.ToolChoice(function_name="get_time"),
+        )
+    )
     assert [c.function.name for c in completion.choices[0].message.tool_calls] == ["get_time"]
 
 
 @_case
 async def tool_calls_streamed_reassemble(ctx: CaseContext) -> None:
-    chunks = await ctx.stream(params(
-        user('call get_weather {"city": "Paris \\"Centre\\""} and call get_time {"zone": "CET"}'),
-        tools=[weather_tool(), weather_tool("get_time")],
-    ))
+    chunks = await ctx.stream(
+        params(
+            user('call get_weather {"city": "Paris \\"Centre\\""} and call get_time {"zone": "CET"}'),
+            tools=[weather_tool(), weather_tool("get_time")],
+        )
+    )
     calls = assembled_tool_calls(chunks)
     assert sorted(calls) == [0, 1]
     assert calls[0]["name"] == "get_weather" and calls[1]["name"] == "get_time"
@@ -327,7 +335,8 @@ async def tool_result_round_trip_streamed(ctx: CaseContext) -> None:
     chunks = await ctx.stream(params(user('call get_weather {"city": "Oslo"}'), tools=[weather_tool()]))
     assembled = assembled_tool_calls(chunks)[0]
     call = chat_pb2.ToolCall(
-        id=assembled["id"], type="function",
+        id=assembled["id"],
+        type="function",
         function=chat_pb2.FunctionCall(name=assembled["name"], arguments=assembled["arguments"]),
     )
     answer = await ctx.stream(_after_tool_call(call))
@@ -340,10 +349,13 @@ async def image_input_passes_through(ctx: CaseContext) -> None:
         "data:image/png;base64,"
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     )
-    message = chat_pb2.Message(role=chat_pb2.ROLE_USER, parts=[
-        chat_pb2.ContentPart(text="What is in this picture?"),
-        chat_pb2.ContentPart(image_url=chat_pb2.ImageUrl(url=url, detail="low")),
-    ])
+    message = chat_pb2.Message(
+        role=chat_pb2.ROLE_USER,
+        parts=[
+            chat_pb2.ContentPart(text="What is in this picture?"),
+            chat_pb2.ContentPart(image_url=chat_pb2.ImageUrl(url=url, detail="low")),
+        ],
+    )
     completion = await ctx.chat(params(message))
     assert "[images: 1]" in completion.choices[0].message.content
     assert "What is in this picture?" in completion.choices[0].message.content
@@ -352,23 +364,36 @@ async def image_input_passes_through(ctx: CaseContext) -> None:
 
 @_case
 async def json_mode(ctx: CaseContext) -> None:
-    completion = await ctx.chat(params(
-        user("Answer in JSON: what is two plus two?"),
-        response_format=chat_pb2.ResponseFormat(type="json_object"),
-    ))
+    completion = await ctx.chat(
+        params(
+            user("Answer in JSON: what is two plus two?"),
+            response_format=chat_pb2.ResponseFormat(type="json_object"),
+        )
+    )
     assert isinstance(json.loads(completion.choices[0].message.content), dict)
 
 
 @_case
 async def json_schema_mode(ctx: CaseContext) -> None:
     schema = struct_pb2.Struct()
-    schema.update({"name": "answer", "strict": True, "schema": {
-        "type": "object", "properties": {"echo": {"type": "string", "maxLength": 200}},
-        "required": ["echo"], "additionalProperties": False,
-    }})
-    completion = await ctx.chat(params(
-        user("structured please"), response_format=chat_pb2.ResponseFormat(type="json_schema", json_schema=schema),
-    ))
+    schema.update(
+        {
+            "name": "answer",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {"echo": {"type": "string", "maxLength": 200}},
+                "required": ["echo"],
+                "additionalProperties": False,
+            },
+        }
+    )
+    completion = await ctx.chat(
+        params(
+            user("structured please"),
+            response_format=chat_pb2.ResponseFormat(type="json_schema", json_schema=schema),
+        )
+    )
     assert "echo" in json.loads(completion.choices[0].message.content)
 
 

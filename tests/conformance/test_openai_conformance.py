@@ -81,11 +81,21 @@ class OpenAIUpstream:
         system = next((m["content"] for m in messages if m["role"] in ("system", "developer")), None)
         images = [
             part["image_url"]["url"]
-            for m in messages if isinstance(m.get("content"), list)
-            for part in m["content"] if part.get("type") == "image_url"
+            for m in messages
+            if isinstance(m.get("content"), list)
+            for part in m["content"]
+            if part.get("type") == "image_url"
         ]
-        standard = {"authorization", "content-type", "content-length", "host", "user-agent", "accept",
-                    "accept-encoding", "connection"}
+        standard = {
+            "authorization",
+            "content-type",
+            "content-length",
+            "host",
+            "user-agent",
+            "accept",
+            "accept-encoding",
+            "connection",
+        }
         return SentRequest(
             system_prompt=system,
             roles=[m["role"] for m in messages if m["role"] not in ("system", "developer")],
@@ -118,26 +128,35 @@ async def test_request_matches_openai_wire_format(provider_stub: Any, upstream: 
     context = CaseContext(provider_stub, upstream)
     deployment = upstream.deployment()
     deployment.params.update({"organization": "org-switchyard"})
-    await context.chat(params(
-        user("call get_weather {\"city\": \"Rome\"}"),
-        tools=[weather_tool()],
-        tool_choice=chat_pb2.ToolChoice(mode="auto"),
-        parallel_tool_calls=False,
-        temperature=0.5,
-        max_completion_tokens=50,
-        seed=7,
-        stop=["END"],
-        user="end-user-1",
-    ), deployment)
+    await context.chat(
+        params(
+            user('call get_weather {"city": "Rome"}'),
+            tools=[weather_tool()],
+            tool_choice=chat_pb2.ToolChoice(mode="auto"),
+            parallel_tool_calls=False,
+            temperature=0.5,
+            max_completion_tokens=50,
+            seed=7,
+            stop=["END"],
+            user="end-user-1",
+        ),
+        deployment,
+    )
     sent = upstream.fake.last_request
     assert sent.headers["openai-organization"] == "org-switchyard"
     assert json.loads(sent.body) == {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": "call get_weather {\"city\": \"Rome\"}"}],
-        "tools": [{"type": "function", "function": {
-            "name": "get_weather", "description": "Weather in a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        }}],
+        "messages": [{"role": "user", "content": 'call get_weather {"city": "Rome"}'}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather in a city",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                },
+            }
+        ],
         "tool_choice": "auto",
         "parallel_tool_calls": False,
         "temperature": 0.5,

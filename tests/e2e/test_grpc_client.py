@@ -22,7 +22,9 @@ async def test_async_client_chat_stream_embed_models(stack: Stack) -> None:
         assert result.route.deployment_id == "fake-openai-1"
         assert result.usage is not None and result.usage.total_tokens > 0
 
-        chunks = [chunk async for chunk in client.stream_chat("chat-model", USER, stream_options={"include_usage": True})]
+        chunks = [
+            chunk async for chunk in client.stream_chat("chat-model", USER, stream_options={"include_usage": True})
+        ]
         assert "".join(c.text for c in chunks) == result.text
         assert chunks[-1].usage is not None
 

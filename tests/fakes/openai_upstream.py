@@ -87,14 +87,44 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini", "text-embedding-3-small", "text-embedding-3-large")
 
 _ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-_CHAT_PARAMS = frozenset({
-    "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
-    "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
-    "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort",
-    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
-    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
-    "verbosity", "web_search_options",
-})
+_CHAT_PARAMS = frozenset(
+    {
+        "model",
+        "messages",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
 _EMBED_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 _INT_PARAMS = ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs")
 _NUMBER_RANGES = {
@@ -107,21 +137,32 @@ _BOOL_PARAMS = ("stream", "logprobs", "parallel_tool_calls", "store")
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Invalid request.", "invalid_request_error", None),
-    401: ("Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
-          "invalid_request_error", "invalid_api_key"),
+    401: (
+        "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
     403: ("Country, region, or territory not supported", "request_forbidden", "unsupported_country_region_territory"),
-    404: ("The model `gpt-unknown` does not exist or you do not have access to it.", "invalid_request_error",
-          "model_not_found"),
-    429: ("Rate limit reached for gpt-4o-mini in organization org-fake on requests per min (RPM): Limit 3, "
-          "Used 3, Requested 1. Please try again in 20s. Visit https://platform.openai.com/account/rate-limits "
-          "to learn more.", "requests", "rate_limit_exceeded"),
+    404: (
+        "The model `gpt-unknown` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        "model_not_found",
+    ),
+    429: (
+        "Rate limit reached for gpt-4o-mini in organization org-fake on requests per min (RPM): Limit 3, "
+        "Used 3, Requested 1. Please try again in 20s. Visit https://platform.openai.com/account/rate-limits "
+        "to learn more.",
+        "requests",
+        "rate_limit_exceeded",
+    ),
     500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
     503: ("The engine is currently overloaded, please try again later.", "server_error", None),
 }
 
 
-def openai_error(message: str, error_type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None) -> dict[str, Any]:
+def openai_error(
+    message: str, error_type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     """OpenAI's error body."""
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
@@ -224,7 +265,11 @@ class FakeOpenAI:
         # fake observes disconnects of non-streaming calls.
         self._runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, )
+        site = web.TCPSite(
+            self._runner,
+            self.host,
+            self.port,
+        )
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -312,17 +357,28 @@ class FakeOpenAI:
         header = recorded.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise _ApiError(401, openai_error(
-                "You didn't provide an API key. You need to provide your API key in an Authorization header "
-                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
-                "username) if you're accessing the API from your browser and are prompted for a username and "
-                "password. You can obtain an API key from https://platform.openai.com/account/api-keys."))
+            raise _ApiError(
+                401,
+                openai_error(
+                    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+                    "username) if you're accessing the API from your browser and are prompted for a username and "
+                    "password. You can obtain an API key from https://platform.openai.com/account/api-keys."
+                ),
+            )
         key = key.strip()
         if self.api_key is not None and key != self.api_key:
             masked = key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "*" * len(key)
-            raise _ApiError(401, openai_error(
-                f"Incorrect API key provided: {masked}. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.", "invalid_request_error", None, "invalid_api_key"))
+            raise _ApiError(
+                401,
+                openai_error(
+                    f"Incorrect API key provided: {masked}. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    None,
+                    "invalid_api_key",
+                ),
+            )
 
     def _json_object(self, recorded: RecordedRequest) -> dict[str, Any]:
         if not isinstance(recorded.json, dict):
@@ -330,7 +386,8 @@ class FakeOpenAI:
                 "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
                 "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid "
                 "JSON. If you have trouble figuring out how to fix this, please contact us through our help "
-                "center at help.openai.com.)")
+                "center at help.openai.com.)"
+            )
         return recorded.json
 
     def _check_model(self, body: dict[str, Any]) -> str:
@@ -338,12 +395,21 @@ class FakeOpenAI:
         if model is None:
             raise _invalid("you must provide a model parameter")
         if not isinstance(model, str):
-            raise _invalid(f"Invalid type for 'model': expected a string, but got {_type_name(model)} instead.",
-                           "model", "invalid_type")
+            raise _invalid(
+                f"Invalid type for 'model': expected a string, but got {_type_name(model)} instead.",
+                "model",
+                "invalid_type",
+            )
         if model not in self.models:
-            raise _ApiError(404, openai_error(
-                f"The model `{model}` does not exist or you do not have access to it.",
-                "invalid_request_error", None, "model_not_found"))
+            raise _ApiError(
+                404,
+                openai_error(
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    None,
+                    "model_not_found",
+                ),
+            )
         return model
 
     async def _serve(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -353,8 +419,9 @@ class FakeOpenAI:
             if fault is not None and fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault is not None and fault.status is not None:
-                return web.Response(status=fault.status, body=fault.body, headers=fault.headers,
-                                    content_type=fault.content_type)
+                return web.Response(
+                    status=fault.status, body=fault.body, headers=fault.headers, content_type=fault.content_type
+                )
             return await handler(request, recorded, fault)
         except _ApiError as err:
             return web.json_response(err.body, status=err.status, headers=err.headers)
@@ -387,14 +454,15 @@ class FakeOpenAI:
         _validate_response_format(body, messages)
         stream = bool(body.get("stream"))
         if "stream_options" in body and body["stream_options"] is not None and not stream:
-            raise _invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                           "stream_options")
+            raise _invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
         prompt_tokens = sum(_words(_text_of(m)) + 3 for m in messages)
         if prompt_tokens > self.context_window_tokens:
             raise _invalid(
                 f"This model's maximum context length is {self.context_window_tokens} tokens. However, your "
                 f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
-                "messages", "context_length_exceeded")
+                "messages",
+                "context_length_exceeded",
+            )
         answer = _plan_answer(body, messages, tools)
         completion_tokens = _words(answer.content or "") + sum(_words(a) for _, a in answer.tool_calls)
         usage = self._usage(prompt_tokens, completion_tokens)
@@ -402,19 +470,22 @@ class FakeOpenAI:
         created = int(time.time())
         n = body.get("n") or 1
         if not stream:
-            return web.json_response({
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [answer.choice_json(i, completion_id) for i in range(n)],
-                "usage": usage,
-                "service_tier": "default",
-                "system_fingerprint": "fp_fake",
-            })
+            return web.json_response(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [answer.choice_json(i, completion_id) for i in range(n)],
+                    "usage": usage,
+                    "service_tier": "default",
+                    "system_fingerprint": "fp_fake",
+                }
+            )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._stream(request, completion_id, created, model, answer, n,
-                                  usage if include_usage else None, fault)
+        return await self._stream(
+            request, completion_id, created, model, answer, n, usage if include_usage else None, fault
+        )
 
     async def _stream(
         self,
@@ -427,11 +498,18 @@ class FakeOpenAI:
         usage: dict[str, Any] | None,
         fault: Fault | None,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                               "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
-        base = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "service_tier": "default", "system_fingerprint": "fp_fake"}
+        base = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
         events: list[dict[str, Any]] = []
         for index in range(n):
             for choice in answer.chunk_choices(index, completion_id):
@@ -473,16 +551,23 @@ class FakeOpenAI:
         raw_inputs = body["input"]
         inputs = [raw_inputs] if isinstance(raw_inputs, str) else raw_inputs
         if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) and t for t in inputs):
-            raise _invalid("'$.input' is invalid. Please check the API reference: "
-                           "https://platform.openai.com/docs/api-reference.")
+            raise _invalid(
+                "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+            )
         encoding = body.get("encoding_format", "float")
         if encoding not in ("float", "base64"):
-            raise _invalid(f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
-                           "encoding_format", "invalid_value")
+            raise _invalid(
+                f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
+                "encoding_format",
+                "invalid_value",
+            )
         dimensions = body.get("dimensions", self.embedding_dimensions)
         if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1:
-            raise _invalid(f"Invalid type for 'dimensions': expected an integer, but got "
-                           f"{_type_name(dimensions)} instead.", "dimensions", "invalid_type")
+            raise _invalid(
+                f"Invalid type for 'dimensions': expected an integer, but got {_type_name(dimensions)} instead.",
+                "dimensions",
+                "invalid_type",
+            )
         data = []
         for index, text in enumerate(inputs):
             vector = embedding_vector(text, dimensions)
@@ -491,8 +576,9 @@ class FakeOpenAI:
                 encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": encoded})
         tokens = sum(_words(t) for t in inputs)
-        return web.json_response({"object": "list", "data": data, "model": model,
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return web.json_response(
+            {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        )
 
     async def _list_models(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -508,8 +594,12 @@ class FakeOpenAI:
         try:
             self._check_auth(recorded)
             if model not in self.models:
-                raise _ApiError(404, openai_error(f"The model '{model}' does not exist", "invalid_request_error",
-                                                  "model", "model_not_found"))
+                raise _ApiError(
+                    404,
+                    openai_error(
+                        f"The model '{model}' does not exist", "invalid_request_error", "model", "model_not_found"
+                    ),
+                )
         except _ApiError as err:
             return web.json_response(err.body, status=err.status)
         return web.json_response(_model_json(model))
@@ -520,8 +610,12 @@ class FakeOpenAI:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": self.reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
 
     def _next_id(self, prefix: str) -> str:
@@ -532,8 +626,9 @@ class FakeOpenAI:
 
     async def _control_fail_next(self, request: web.Request) -> web.StreamResponse:
         spec = await request.json()
-        self.fail_next(int(spec["status"]), spec.get("body"), headers=spec.get("headers"),
-                       times=int(spec.get("times", 1)))
+        self.fail_next(
+            int(spec["status"]), spec.get("body"), headers=spec.get("headers"), times=int(spec.get("times", 1))
+        )
         return web.json_response({"ok": True})
 
     async def _control_delay_next(self, request: web.Request) -> web.StreamResponse:
@@ -551,9 +646,9 @@ class FakeOpenAI:
         return web.json_response({"ok": True})
 
     async def _control_requests(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response([
-            {"method": r.method, "path": r.path, "headers": r.headers, "json": r.json} for r in self.requests
-        ])
+        return web.json_response(
+            [{"method": r.method, "path": r.path, "headers": r.headers, "json": r.json} for r in self.requests]
+        )
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -581,22 +676,35 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
     if messages is None:
         raise _missing("messages")
     if not isinstance(messages, list):
-        raise _invalid(f"Invalid type for 'messages': expected an array of objects, but got "
-                       f"{_type_name(messages)} instead.", "messages", "invalid_type")
+        raise _invalid(
+            f"Invalid type for 'messages': expected an array of objects, but got {_type_name(messages)} instead.",
+            "messages",
+            "invalid_type",
+        )
     if not messages:
-        raise _invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
-                       "empty array instead.", "messages", "empty_array")
+        raise _invalid(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            "messages",
+            "empty_array",
+        )
     pending_calls: set[str] = set()
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise _invalid(f"Invalid type for 'messages[{i}]': expected an object, but got "
-                           f"{_type_name(message)} instead.", f"messages[{i}]", "invalid_type")
+            raise _invalid(
+                f"Invalid type for 'messages[{i}]': expected an object, but got {_type_name(message)} instead.",
+                f"messages[{i}]",
+                "invalid_type",
+            )
         role = message.get("role")
         if role is None:
             raise _missing(f"messages[{i}].role")
         if role not in _ROLES:
-            raise _invalid(f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
-                           "'function', 'tool', and 'developer'.", f"messages[{i}].role", "invalid_value")
+            raise _invalid(
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
+                "'function', 'tool', and 'developer'.",
+                f"messages[{i}].role",
+                "invalid_value",
+            )
         content = message.get("content")
         if role in ("system", "user", "developer", "tool") and content is None:
             raise _missing(f"messages[{i}].content")
@@ -617,8 +725,11 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
             if not call_id:
                 raise _missing(f"messages[{i}].tool_call_id")
             if call_id not in pending_calls:
-                raise _invalid("Invalid parameter: messages with role 'tool' must be a response to a preceeding "
-                               "message with 'tool_calls'.", f"messages.[{i}].role")
+                raise _invalid(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                    "message with 'tool_calls'.",
+                    f"messages.[{i}].role",
+                )
     return messages
 
 
@@ -626,13 +737,20 @@ def _validate_content(content: Any, i: int) -> None:
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise _invalid(f"Invalid type for 'messages[{i}].content': expected one of a string or array of "
-                       f"objects, but got {_type_name(content)} instead.", f"messages[{i}].content", "invalid_type")
+        raise _invalid(
+            f"Invalid type for 'messages[{i}].content': expected one of a string or array of "
+            f"objects, but got {_type_name(content)} instead.",
+            f"messages[{i}].content",
+            "invalid_type",
+        )
     for j, part in enumerate(content):
         param = f"messages[{i}].content[{j}]"
         if not isinstance(part, dict):
-            raise _invalid(f"Invalid type for '{param}': expected an object, but got {_type_name(part)} instead.",
-                           param, "invalid_type")
+            raise _invalid(
+                f"Invalid type for '{param}': expected an object, but got {_type_name(part)} instead.",
+                param,
+                "invalid_type",
+            )
         kind = part.get("type")
         if kind == "text":
             if not isinstance(part.get("text"), str):
@@ -642,46 +760,75 @@ def _validate_content(content: Any, i: int) -> None:
             if not isinstance(image, dict) or not isinstance(image.get("url"), str):
                 raise _missing(f"{param}.image_url.url")
             if image.get("detail", "auto") not in ("auto", "low", "high"):
-                raise _invalid(f"Invalid value: '{image['detail']}'. Supported values are: 'auto', 'low', and "
-                               "'high'.", f"{param}.image_url.detail", "invalid_value")
+                raise _invalid(
+                    f"Invalid value: '{image['detail']}'. Supported values are: 'auto', 'low', and 'high'.",
+                    f"{param}.image_url.detail",
+                    "invalid_value",
+                )
         else:
-            raise _invalid(f"Invalid value: '{kind}'. Supported values are: 'text', 'image_url', 'input_audio', "
-                           "'refusal', 'audio', and 'file'.", f"{param}.type", "invalid_value")
+            raise _invalid(
+                f"Invalid value: '{kind}'. Supported values are: 'text', 'image_url', 'input_audio', "
+                "'refusal', 'audio', and 'file'.",
+                f"{param}.type",
+                "invalid_value",
+            )
 
 
 def _validate_params(body: dict[str, Any]) -> None:
     for name in _INT_PARAMS:
         value = body.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise _invalid(f"Invalid type for '{name}': expected an integer, but got {_type_name(value)} instead.",
-                           name, "invalid_type")
+            raise _invalid(
+                f"Invalid type for '{name}': expected an integer, but got {_type_name(value)} instead.",
+                name,
+                "invalid_type",
+            )
     for name, (low, high) in _NUMBER_RANGES.items():
         value = body.get(name)
         if value is None:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _invalid(f"Invalid type for '{name}': expected a decimal, but got {_type_name(value)} instead.",
-                           name, "invalid_type")
+            raise _invalid(
+                f"Invalid type for '{name}': expected a decimal, but got {_type_name(value)} instead.",
+                name,
+                "invalid_type",
+            )
         if value > high:
-            raise _invalid(f"Invalid '{name}': decimal above maximum value. Expected a value <= {high:g}, but got "
-                           f"{value:g} instead.", name, "decimal_above_max_value")
+            raise _invalid(
+                f"Invalid '{name}': decimal above maximum value. Expected a value <= {high:g}, but got "
+                f"{value:g} instead.",
+                name,
+                "decimal_above_max_value",
+            )
         if value < low:
-            raise _invalid(f"Invalid '{name}': decimal below minimum value. Expected a value >= {low:g}, but got "
-                           f"{value:g} instead.", name, "decimal_below_min_value")
+            raise _invalid(
+                f"Invalid '{name}': decimal below minimum value. Expected a value >= {low:g}, but got "
+                f"{value:g} instead.",
+                name,
+                "decimal_below_min_value",
+            )
     for name in _BOOL_PARAMS:
         value = body.get(name)
         if value is not None and not isinstance(value, bool):
-            raise _invalid(f"Invalid type for '{name}': expected a boolean, but got {_type_name(value)} instead.",
-                           name, "invalid_type")
+            raise _invalid(
+                f"Invalid type for '{name}': expected a boolean, but got {_type_name(value)} instead.",
+                name,
+                "invalid_type",
+            )
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and not (
-        isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop)
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and not (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
     ):
         raise _invalid("Invalid 'stop': expected a string or an array of at most 4 strings.", "stop", "invalid_type")
     n = body.get("n")
     if n is not None and n < 1:
-        raise _invalid(f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} instead.",
-                       "n", "integer_below_min_value")
+        raise _invalid(
+            f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} instead.",
+            "n",
+            "integer_below_min_value",
+        )
 
 
 def _validate_tools(body: dict[str, Any]) -> list[str]:
@@ -689,12 +836,17 @@ def _validate_tools(body: dict[str, Any]) -> list[str]:
     choice = body.get("tool_choice")
     if tools is None:
         if choice is not None:
-            raise _invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
-                           "specified.", "tool_choice")
+            raise _invalid(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                "tool_choice",
+            )
         return []
     if not isinstance(tools, list):
-        raise _invalid(f"Invalid type for 'tools': expected an array of objects, but got {_type_name(tools)} "
-                       "instead.", "tools", "invalid_type")
+        raise _invalid(
+            f"Invalid type for 'tools': expected an array of objects, but got {_type_name(tools)} instead.",
+            "tools",
+            "invalid_type",
+        )
     names = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type") != "function":
@@ -703,28 +855,43 @@ def _validate_tools(body: dict[str, Any]) -> list[str]:
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise _missing(f"tools[{i}].function.name")
         if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function["name"]):
-            raise _invalid(f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a "
-                           "string that matches the pattern '^[a-zA-Z0-9_-]+$'.", f"tools[{i}].function.name",
-                           "invalid_value")
+            raise _invalid(
+                f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a "
+                "string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                f"tools[{i}].function.name",
+                "invalid_value",
+            )
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise _invalid(f"Invalid type for 'tools[{i}].function.parameters': expected an object, but got "
-                           f"{_type_name(parameters)} instead.", f"tools[{i}].function.parameters", "invalid_type")
+            raise _invalid(
+                f"Invalid type for 'tools[{i}].function.parameters': expected an object, but got "
+                f"{_type_name(parameters)} instead.",
+                f"tools[{i}].function.parameters",
+                "invalid_type",
+            )
         names.append(function["name"])
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
-            raise _invalid(f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.",
-                           "tool_choice", "invalid_value")
+            raise _invalid(
+                f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.",
+                "tool_choice",
+                "invalid_value",
+            )
     elif isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
         if not isinstance(name, str):
             raise _missing("tool_choice.function.name")
         if name not in names:
-            raise _invalid(f"Invalid value for 'tool_choice': tool choice '{name}' not found in 'tools' parameter.",
-                           "tool_choice")
+            raise _invalid(
+                f"Invalid value for 'tool_choice': tool choice '{name}' not found in 'tools' parameter.", "tool_choice"
+            )
     elif choice is not None:
-        raise _invalid(f"Invalid type for 'tool_choice': expected one of a string or an object, but got "
-                       f"{_type_name(choice)} instead.", "tool_choice", "invalid_type")
+        raise _invalid(
+            f"Invalid type for 'tool_choice': expected one of a string or an object, but got "
+            f"{_type_name(choice)} instead.",
+            "tool_choice",
+            "invalid_type",
+        )
     return names
 
 
@@ -733,15 +900,23 @@ def _validate_response_format(body: dict[str, Any], messages: list[dict[str, Any
     if response_format is None:
         return
     if not isinstance(response_format, dict):
-        raise _invalid(f"Invalid type for 'response_format': expected an object, but got "
-                       f"{_type_name(response_format)} instead.", "response_format", "invalid_type")
+        raise _invalid(
+            f"Invalid type for 'response_format': expected an object, but got {_type_name(response_format)} instead.",
+            "response_format",
+            "invalid_type",
+        )
     kind = response_format.get("type")
     if kind not in ("text", "json_object", "json_schema"):
-        raise _invalid(f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and 'json_schema'.",
-                       "response_format.type", "invalid_value")
+        raise _invalid(
+            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and 'json_schema'.",
+            "response_format.type",
+            "invalid_value",
+        )
     if kind == "json_object" and not any("json" in _text_of(m).lower() for m in messages):
-        raise _invalid("'messages' must contain the word 'json' in some form, to use 'response_format' of type "
-                       "'json_object'.", "messages")
+        raise _invalid(
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+            "messages",
+        )
     if kind == "json_schema":
         schema = response_format.get("json_schema")
         if not isinstance(schema, dict):
@@ -778,33 +953,41 @@ class _Answer:
         return f"call_{digest}"
 
     def choice_json(self, index: int, completion_id: str) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": self.content, "refusal": None,
-                                   "annotations": []}
+        message: dict[str, Any] = {"role": "assistant", "content": self.content, "refusal": None, "annotations": []}
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": self.call_id(completion_id, i), "type": "function",
-                 "function": {"name": name, "arguments": arguments}}
+                {
+                    "id": self.call_id(completion_id, i),
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
                 for i, (name, arguments) in enumerate(self.tool_calls)
             ]
         return {"index": index, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
 
     def chunk_choices(self, index: int, completion_id: str) -> list[dict[str, Any]]:
         """The stream's choice objects for one choice, first to last."""
+
         def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
 
         choices = []
         if self.tool_calls:
             for i, (name, arguments) in enumerate(self.tool_calls):
-                header = {"index": i, "id": self.call_id(completion_id, i), "type": "function",
-                          "function": {"name": name, "arguments": ""}}
+                header = {
+                    "index": i,
+                    "id": self.call_id(completion_id, i),
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
                 if i == 0:
-                    choices.append(choice({"role": "assistant", "content": None, "tool_calls": [header],
-                                           "refusal": None}))
+                    choices.append(
+                        choice({"role": "assistant", "content": None, "tool_calls": [header], "refusal": None})
+                    )
                 else:
                     choices.append(choice({"tool_calls": [header]}))
                 for start in range(0, len(arguments), 4):
-                    fragment = arguments[start:start + 4]
+                    fragment = arguments[start : start + 4]
                     choices.append(choice({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]}))
         else:
             choices.append(choice({"role": "assistant", "content": "", "refusal": None}))
@@ -856,7 +1039,7 @@ def _requested_calls(text: str, tools: list[str]) -> list[tuple[str, str]]:
         name = match.group(1)
         if name not in tools:
             continue
-        rest = text[match.end():].lstrip()
+        rest = text[match.end() :].lstrip()
         arguments: Any = {}
         if rest.startswith("{"):
             try:
@@ -889,8 +1072,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     fake = FakeOpenAI(api_key=args.api_key, host=args.host, port=args.port)
-    web.run_app(fake.app(), host=args.host, port=args.port, handler_cancellation=True, access_log=None,
-                print=lambda *_: log.info("fake OpenAI listening on %s", fake.base_url))
+    web.run_app(
+        fake.app(),
+        host=args.host,
+        port=args.port,
+        handler_cancellation=True,
+        access_log=None,
+        print=lambda *_: log.info("fake OpenAI listening on %s", fake.base_url),
+    )
 
 
 if __name__ == "__main__":

@@ -100,8 +100,18 @@ def test_unknown_keys_are_reported_not_dropped() -> None:
         ([1, 2], "<root>", "must be a mapping"),
         ({"general_settings": {"master_key": ""}}, "general_settings.master_key", "is required"),
     ],
-    ids=["list-type", "model-name", "model", "rpm-type", "missing-env", "metadata-ip", "scheme", "timeout", "root",
-         "no-master-key"],
+    ids=[
+        "list-type",
+        "model-name",
+        "model",
+        "rpm-type",
+        "missing-env",
+        "metadata-ip",
+        "scheme",
+        "timeout",
+        "root",
+        "no-master-key",
+    ],
 )
 def test_invalid_config_names_file_key_and_reason(raw: object, key: str, reason: str) -> None:
     with pytest.raises(ConfigError) as caught:

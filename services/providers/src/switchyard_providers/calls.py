@@ -120,8 +120,9 @@ def _parse(parse: Callable[..., _T], *args: object) -> _T:
     except SwitchyardError:
         raise
     except Exception as exc:  # the body is untrusted input; the caller must get a clean 502
-        log.warning("transformer %s failed on an upstream body: %s", getattr(parse, "__qualname__", parse),
-                    type(exc).__name__)
+        log.warning(
+            "transformer %s failed on an upstream body: %s", getattr(parse, "__qualname__", parse), type(exc).__name__
+        )
         raise bad_response("the body does not follow the provider's format") from None
 
 

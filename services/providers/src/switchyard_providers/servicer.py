@@ -24,9 +24,7 @@ class ProviderServicer(provider_service_pb2_grpc.ProviderServiceServicer):
     def __init__(self, calls: ProviderCalls) -> None:
         self._calls = calls
 
-    async def Chat(
-        self, request: provider_service_pb2.ChatRequest, context: Any
-    ) -> provider_service_pb2.ChatResponse:
+    async def Chat(self, request: provider_service_pb2.ChatRequest, context: Any) -> provider_service_pb2.ChatResponse:
         try:
             completion = await self._calls.chat(request.deployment, request.params, context.time_remaining())
         except SwitchyardError as err:

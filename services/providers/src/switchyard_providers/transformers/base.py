@@ -142,9 +142,20 @@ def bad_response(what: str) -> SwitchyardError:
 # Which ChatCompletionParams fields count as "set", by OpenAI wire name. Optional scalars use
 # HasField, repeated fields their length, messages HasField, plain strings non-emptiness.
 _OPTIONAL_FIELDS = (
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "presence_penalty",
-    "frequency_penalty", "seed", "parallel_tool_calls", "logprobs", "top_logprobs",
-    "tool_choice", "response_format", "stream_options",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "parallel_tool_calls",
+    "logprobs",
+    "top_logprobs",
+    "tool_choice",
+    "response_format",
+    "stream_options",
 )
 _REPEATED_FIELDS = ("stop", "tools")
 _STRING_FIELDS = ("user", "reasoning_effort")

@@ -425,8 +425,17 @@ def chat_body(model: str, params: chat_pb2.ChatCompletionParams, stream: bool) -
 
 
 _SCALAR_PARAMS = (
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "presence_penalty",
-    "frequency_penalty", "seed", "parallel_tool_calls", "logprobs", "top_logprobs",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "parallel_tool_calls",
+    "logprobs",
+    "top_logprobs",
 )
 
 
