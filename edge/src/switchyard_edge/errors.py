@@ -39,6 +39,7 @@ __all__ = [
     "from_grpc",
     "from_validation_error",
     "install_error_handlers",
+    "render_exception",
     "sse_error_event",
 ]
 
@@ -162,32 +163,26 @@ def _http_exception_response(exc: HTTPException) -> Response:
     return Response(body, status_code=status, headers=exc.headers, media_type="application/json")
 
 
+def render_exception(request: Request, exc: Exception) -> Response:
+    """The OpenAI-format response for any exception a route raised (the table in the docstring)."""
+    if isinstance(exc, SwitchyardError):
+        return error_response(exc)
+    if isinstance(exc, ValidationError):
+        return error_response(from_validation_error(exc.errors(include_url=False)))
+    if isinstance(exc, RequestValidationError):
+        return error_response(from_validation_error(list(exc.errors()), skip=1))
+    if isinstance(exc, HTTPException):
+        return _http_exception_response(exc)
+    # The traceback goes to the operator's log (which redacts secrets), never to the caller.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+    return error_response(SwitchyardError("internal_error", GENERIC_500))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception the app can raise to an OpenAI-format response."""
 
-    async def on_switchyard_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, SwitchyardError)
-        return error_response(exc)
+    async def handler(request: Request, exc: Exception) -> Response:
+        return render_exception(request, exc)
 
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ValidationError)
-        return error_response(from_validation_error(exc.errors(include_url=False)))
-
-    async def on_request_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(from_validation_error(list(exc.errors()), skip=1))
-
-    async def on_http_exception(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return _http_exception_response(exc)
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        # The traceback goes to the operator's log (which redacts secrets), never to the caller.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
-        return error_response(SwitchyardError("internal_error", GENERIC_500))
-
-    app.add_exception_handler(SwitchyardError, on_switchyard_error)
-    app.add_exception_handler(ValidationError, on_validation_error)
-    app.add_exception_handler(RequestValidationError, on_request_validation_error)
-    app.add_exception_handler(HTTPException, on_http_exception)
-    app.add_exception_handler(Exception, on_unexpected)
+    for kind in (SwitchyardError, ValidationError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handler)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from starlette.requests import Request
+from starlette.responses import Response
 
 from switchyard_core.grpc_util import bearer_metadata
 from switchyard_edge.errors import from_grpc
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+"""A route handler: request in, response out."""
 
 
 async def call_unary(method: Any, request: Any, api_key: str, deadline: float) -> Any:

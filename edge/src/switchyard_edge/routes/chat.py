@@ -10,7 +10,7 @@ from switchyard_edge._context import EdgeContext
 from switchyard_edge._request import caller_key, read_json_object
 from switchyard_edge.protocol import ChatCompletionRequest, parse_body
 from switchyard_edge.responses import JSONBytesResponse, SSEResponse
-from switchyard_edge.routes._common import call_unary
+from switchyard_edge.routes._common import Endpoint, call_unary
 from switchyard_edge.streaming import open_stream, relay
 from switchyard_edge.translate import chat as translate
 from switchyard_edge.translate.route import route_headers
@@ -18,8 +18,8 @@ from switchyard_edge.translate.route import route_headers
 PATHS = ("/v1/chat/completions", "/chat/completions")
 
 
-def router(edge: EdgeContext) -> APIRouter:
-    routes = APIRouter(tags=["chat"])
+def endpoint(edge: EdgeContext) -> Endpoint:
+    """The route's handler; also served by the edge's hot-route fast path."""
 
     async def chat_completions(request: Request) -> Response:
         """Create a chat completion (OpenAI API); ``"stream": true`` answers with Server-Sent Events."""
@@ -39,6 +39,12 @@ def router(edge: EdgeContext) -> APIRouter:
         answer = await call_unary(edge.stubs.completion.Chat, translate.chat_request(body), api_key, edge.timeout)
         return JSONBytesResponse(translate.completion_json(answer.completion), headers=route_headers(answer.route))
 
+    return chat_completions
+
+
+def router(edge: EdgeContext) -> APIRouter:
+    routes = APIRouter(tags=["chat"])
+    handler = endpoint(edge)
     for path in PATHS:
-        routes.add_api_route(path, chat_completions, methods=["POST"], include_in_schema=path.startswith("/v1"))
+        routes.add_api_route(path, handler, methods=["POST"], include_in_schema=path.startswith("/v1"))
     return routes

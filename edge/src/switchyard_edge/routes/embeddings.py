@@ -9,15 +9,15 @@ from switchyard_edge._context import EdgeContext
 from switchyard_edge._request import caller_key, read_json_object
 from switchyard_edge.protocol import EmbeddingRequest, parse_body
 from switchyard_edge.responses import JSONBytesResponse
-from switchyard_edge.routes._common import call_unary
+from switchyard_edge.routes._common import Endpoint, call_unary
 from switchyard_edge.translate import embeddings as translate
 from switchyard_edge.translate.route import route_headers
 
 PATHS = ("/v1/embeddings", "/embeddings")
 
 
-def router(edge: EdgeContext) -> APIRouter:
-    routes = APIRouter(tags=["embeddings"])
+def endpoint(edge: EdgeContext) -> Endpoint:
+    """The route's handler; also served by the edge's hot-route fast path."""
 
     async def create_embeddings(request: Request) -> Response:
         """Create embeddings (OpenAI API); ``encoding_format`` ``"base64"`` packs little-endian float32."""
@@ -29,6 +29,12 @@ def router(edge: EdgeContext) -> APIRouter:
             translate.embedding_json(answer.result, body.encoding_format), headers=route_headers(answer.route)
         )
 
+    return create_embeddings
+
+
+def router(edge: EdgeContext) -> APIRouter:
+    routes = APIRouter(tags=["embeddings"])
+    handler = endpoint(edge)
     for path in PATHS:
-        routes.add_api_route(path, create_embeddings, methods=["POST"], include_in_schema=path.startswith("/v1"))
+        routes.add_api_route(path, handler, methods=["POST"], include_in_schema=path.startswith("/v1"))
     return routes

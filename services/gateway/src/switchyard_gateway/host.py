@@ -8,6 +8,7 @@ The gRPC services share one server (one port). Calls between services hosted her
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 from collections.abc import Callable, Iterable
@@ -80,6 +81,10 @@ async def host(
             edge_task = asyncio.create_task(serve(app, settings.host, settings.http_port, edge_stop))
             ports["http"] = settings.http_port
             await _wait_listening(settings.host, settings.http_port, edge_task)
+        # Everything allocated so far lives as long as the process: keep it out of the collector's
+        # scans, so collections during traffic only walk per-request garbage (shorter pauses).
+        gc.collect()
+        gc.freeze()
         log.info("serving %s %s", " ".join(names), " ".join(f"{k}={v}" for k, v in ports.items()))
         if on_ready is not None:
             on_ready(ports)

@@ -1,4 +1,4 @@
-"""Databases for management's integration tests: SQLite always, PostgreSQL when one is reachable.
+"""Shared test databases: SQLite always, PostgreSQL when one is reachable.
 
 Where PostgreSQL comes from, first match wins:
 
