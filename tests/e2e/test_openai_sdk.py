@@ -15,6 +15,7 @@ from openai import AsyncOpenAI
 
 from tests.e2e.conftest import MASTER_KEY, secrets_in
 from tests.e2e.stack import Stack
+from tests.fakes.openai_upstream import FakeOpenAI
 
 USER = [{"role": "user", "content": "hello from the sdk"}]
 
@@ -260,3 +261,30 @@ async def test_liveness_and_readiness(stack: Stack) -> None:
 def test_no_secret_in_logs(stack: Stack) -> None:
     # Runs after the other tests of this module have driven traffic through the stack.
     assert secrets_in(stack.logs()) == []
+
+
+async def test_client_disconnect_cancels_the_upstream_stream(stack: Stack, upstream: FakeOpenAI) -> None:
+    upstream.stream_interval = 0.2
+    disconnects_before = upstream.disconnects
+    try:
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
+            request = {
+                "model": "chat-model",
+                "messages": [{"role": "user", "content": "a long answer " + "word " * 40}],
+                "stream": True,
+            }
+            async with http.stream(
+                "POST", "/v1/chat/completions", json=request, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+            ) as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        break  # leave after the first chunk: the connection closes here
+        # The upstream sees its connection dropped long before the 40-word answer would finish (8 s).
+        for _ in range(40):
+            if upstream.disconnects > disconnects_before:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        upstream.stream_interval = 0.0
+    assert upstream.disconnects > disconnects_before
