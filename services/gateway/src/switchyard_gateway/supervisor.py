@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 from switchyard_core.runtime import SERVICES, ServiceSettings
 from switchyard_core.server import stop_event_on_signals
@@ -128,8 +129,8 @@ async def _wait_ready(children: list[_Child], stop: asyncio.Event) -> bool:
         _say(f"{child.name} exited with status {child.process.returncode} before it was ready")
         return False
 
-    waiting = asyncio.gather(*(one(c) for c in children))
-    stopper = asyncio.create_task(stop.wait())
+    waiting: asyncio.Future[Any] = asyncio.gather(*(one(c) for c in children))
+    stopper: asyncio.Future[Any] = asyncio.create_task(stop.wait())
     try:
         async with asyncio.timeout(_START_TIMEOUT):
             done, _ = await asyncio.wait([waiting, stopper], return_when=asyncio.FIRST_COMPLETED)

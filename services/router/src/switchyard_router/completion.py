@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
@@ -71,7 +71,7 @@ class CompletionRouter:
 
     async def stream_chat(
         self, api_key: str, params: chat_pb2.ChatCompletionParams, deadline: float
-    ) -> AsyncIterator[pb.StreamChatResponse]:
+    ) -> AsyncGenerator[pb.StreamChatResponse, None]:
         request_id = uuid.uuid4().hex
         started = time.time_ns()
         admitted = await self._authorize(
