@@ -59,5 +59,5 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "aiosqlite", "uvicorn.access"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "uvicorn.access", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
