@@ -11,7 +11,8 @@ import pytest
 from aiohttp import web
 
 from switchyard_core.errors import SwitchyardError
-from switchyard_providers.http import SSEDecoder, UpstreamHTTP, transport_error
+from switchyard_providers.framing import NDJSONDecoder, SSEDecoder
+from switchyard_providers.http import UpstreamHTTP, transport_error
 from switchyard_providers.transformers.base import UpstreamRequest
 
 
@@ -46,6 +47,21 @@ def test_sse_decoder(pieces: list[bytes], events: list[bytes]) -> None:
     decoder = SSEDecoder()
     decoded = [data for piece in pieces for data in decoder.feed(piece)]
     assert decoded + decoder.flush() == events
+
+
+@pytest.mark.parametrize(
+    ("pieces", "lines"),
+    [
+        ([b'{"a": 1}\n{"b": 2}\n'], [b'{"a": 1}', b'{"b": 2}']),
+        ([b'{"a":', b" 1}\n", b'{"b"', b": 2}"], [b'{"a": 1}', b'{"b": 2}']),
+        ([b'{"a": 1}\r\n\n\n'], [b'{"a": 1}']),
+    ],
+    ids=["two-lines", "split-and-unterminated", "crlf-and-blank"],
+)
+def test_ndjson_decoder(pieces: list[bytes], lines: list[bytes]) -> None:
+    decoder = NDJSONDecoder()
+    decoded = [line for piece in pieces for line in decoder.feed(piece)]
+    assert decoded + decoder.flush() == lines
 
 
 @pytest.mark.parametrize(

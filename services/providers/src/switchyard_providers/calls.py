@@ -84,7 +84,7 @@ class ProviderCalls:
                 if not 200 <= response.status < 300:
                     body = await response.read()
                     raise transformer.map_error(response.status, response.headers, body)
-                async for data in response.events():
+                async for data in response.messages(transformer.new_frame_decoder()):
                     for chunk in _parse(parser.feed, data):
                         yield chunk
                     if parser.done:

@@ -30,9 +30,10 @@ from types import TracebackType
 import aiohttp
 
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.framing import FrameDecoder
 from switchyard_providers.transformers.base import UpstreamRequest
 
-__all__ = ["SSEDecoder", "UpstreamHTTP", "UpstreamResponse", "UpstreamStream", "transport_error"]
+__all__ = ["UpstreamHTTP", "UpstreamResponse", "UpstreamStream", "transport_error"]
 
 log = logging.getLogger(__name__)
 
@@ -70,49 +71,6 @@ def transport_error(exc: BaseException, timeout: float) -> SwitchyardError:
 _TRANSPORT_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
 
 
-class SSEDecoder:
-    """Incremental server-sent-events decoder that returns each event's ``data``.
-
-    Lines end with ``\\n`` or ``\\r\\n``; an event ends at a blank line; several ``data:`` lines
-    of one event join with ``\\n``. Other fields (``event:``, ``id:``, ``retry:``) and comments
-    are skipped: every transformer's payload is self-describing. Not thread-safe.
-    """
-
-    __slots__ = ("_buffer", "_data")
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._data: list[bytes] = []
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """Add bytes from the wire; return the data of every event they complete."""
-        buffer = self._buffer + chunk if self._buffer else chunk
-        events: list[bytes] = []
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            line = buffer[start:end]
-            start = end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    events.append(self._data[0] if len(self._data) == 1 else b"\n".join(self._data))
-                    self._data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value.startswith(b" ") else value)
-        self._buffer = buffer[start:]
-        return events
-
-    def flush(self) -> list[bytes]:
-        """The body ended: dispatch an event left without its closing blank line."""
-        events = self.feed(b"\n") if self._buffer else []
-        if self._data:
-            events.append(b"\n".join(self._data))
-            self._data = []
-        return events
-
-
 class UpstreamStream:
     """An open streaming upstream response; use as ``async with`` so it is always closed.
 
@@ -141,9 +99,8 @@ class UpstreamStream:
         except _TRANSPORT_FAILURES as exc:
             raise transport_error(exc, self._timeout) from None
 
-    async def events(self) -> AsyncIterator[bytes]:
-        """The ``data`` payload of each SSE event, as the bytes arrive."""
-        decoder = SSEDecoder()
+    async def messages(self, decoder: FrameDecoder) -> AsyncIterator[bytes]:
+        """The payload of each message ``decoder`` finds in the body, as the bytes arrive."""
         content = self._response.content
         while True:
             # The deadline wraps each read, not the loop: a timeout scope must not stay open

@@ -9,8 +9,9 @@ with a :class:`Transformer` subclass plus one line in :mod:`switchyard_providers
     Transformer
       build_chat_request(deployment, params, stream) -> UpstreamRequest
       parse_chat_response(status, body)              -> ChatCompletion        (2xx bodies)
+      new_frame_decoder()                            -> FrameDecoder          (one per call; SSE by default)
       new_stream_parser()                            -> StreamParser          (one per call)
-          feed(event_data) -> [ChatCompletionChunk]   once per SSE ``data:`` payload
+          feed(payload)    -> [ChatCompletionChunk]   once per framed message (SSE ``data:``)
           finish()         -> [ChatCompletionChunk]   when the upstream body ended
       build_embed_request(deployment, params)        -> UpstreamRequest
       parse_embed_response(status, body)             -> EmbeddingResult       (2xx bodies)
@@ -35,6 +36,7 @@ from google.protobuf import struct_pb2
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.framing import FrameDecoder, SSEDecoder
 
 __all__ = [
     "StreamParser",
@@ -110,6 +112,10 @@ class Transformer(ABC):
     @abstractmethod
     def parse_chat_response(self, status: int, body: bytes) -> chat_pb2.ChatCompletion:
         """Parse a successful (2xx) non-streaming chat answer."""
+
+    def new_frame_decoder(self) -> FrameDecoder:
+        """How the streaming body divides into messages; SSE unless the provider says otherwise."""
+        return SSEDecoder()
 
     @abstractmethod
     def new_stream_parser(self) -> StreamParser:
