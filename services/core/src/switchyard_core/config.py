@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from switchyard_core.providers_data import origin, provider_info
+
 ENV_PREFIX = "os.environ/"
 
 _KNOWN_TOP_LEVEL = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
@@ -43,6 +45,18 @@ _KNOWN_PARAMS = {
     "max_parallel_requests",
     "order",
     "tags",
+    # Provider-specific settings the transformers read from Deployment.params.
+    "aws_region_name",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_profile_name",
+    "aws_role_name",
+    "aws_bedrock_runtime_endpoint",
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
+    "azure_ad_token",
 }
 
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -123,9 +137,18 @@ class GatewayConfig:
         return groups
 
     def secrets(self) -> list[str]:
-        """Every secret the file holds, for log redaction."""
-        values = [self.general.master_key, *(d.api_key for d in self.deployments)]
-        return [v for v in values if v]
+        """Every secret the file holds, for log redaction.
+
+        The master key, each deployment's key (also one read from the environment) and every
+        ``litellm_params`` string under a secret-looking key (``api_key``, ``aws_secret_access_key``,
+        ``azure_ad_token``, ``vertex_credentials``, ``*token*``, ``*secret*``, ``*password*``...),
+        nested values included.
+        """
+        values = [self.general.master_key]
+        for deployment in self.deployments:
+            values.append(deployment.api_key)
+            values.extend(_secret_strings(deployment.params))
+        return list(dict.fromkeys(v for v in values if v))
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -155,8 +178,12 @@ def parse_config(raw: Any, path: str = "<config>", environ: Mapping[str, str] | 
     model_list = resolved.get("model_list") or []
     if not isinstance(model_list, list):
         raise ConfigError(path, "model_list", "must be a list")
+    litellm_settings = _mapping(reader, resolved.get("litellm_settings"), "litellm_settings")
+    # LiteLLM's global drop_params; a deployment's own litellm_params.drop_params wins over it.
+    drop_params = reader.boolean(litellm_settings.get("drop_params", False), "litellm_settings.drop_params")
     deployments = tuple(
-        _deployment(reader, entry, f"model_list[{i}]", general, unknown) for i, entry in enumerate(model_list)
+        _deployment(reader, entry, f"model_list[{i}]", general, unknown, drop_params)
+        for i, entry in enumerate(model_list)
     )
     ids = [d.id for d in deployments]
     for i, dep_id in enumerate(ids):
@@ -167,7 +194,7 @@ def parse_config(raw: Any, path: str = "<config>", environ: Mapping[str, str] | 
         deployments=deployments,
         general=general,
         router_settings=_mapping(reader, resolved.get("router_settings"), "router_settings"),
-        litellm_settings=_mapping(reader, resolved.get("litellm_settings"), "litellm_settings"),
+        litellm_settings=litellm_settings,
         unknown_keys=tuple(unknown),
     )
 
@@ -256,7 +283,7 @@ def _general(reader: _Reader, raw: Any, unknown: list[str]) -> GeneralSettings:
 
 
 def _deployment(
-    reader: _Reader, entry: Any, key: str, general: GeneralSettings, unknown: list[str]
+    reader: _Reader, entry: Any, key: str, general: GeneralSettings, unknown: list[str], drop_params: bool
 ) -> DeploymentConfig:
     if not isinstance(entry, dict):
         raise reader.fail(key, "must be a mapping with model_name and litellm_params")
@@ -275,6 +302,11 @@ def _deployment(
     api_base = reader.string(params.get("api_base") or params.get("base_url") or "", f"{key}.litellm_params.api_base")
     if api_base:
         _check_api_base(reader, api_base, f"{key}.litellm_params.api_base", general.allow_private_api_base)
+    elif provider_info(provider).api_base_required:
+        raise reader.fail(f"{key}.litellm_params.api_base", f"is required for {provider}/ models (the server's URL)")
+    api_key = reader.string(params.get("api_key") or "", f"{key}.litellm_params.api_key")
+    if not api_key:
+        api_key = _conventional_key(reader, provider, api_base)
     headers = _mapping(reader, params.get("extra_headers"), f"{key}.litellm_params.extra_headers")
 
     def optional_number(name: str) -> float | None:
@@ -296,7 +328,7 @@ def _deployment(
         provider=provider,
         model=upstream,
         api_base=api_base.rstrip("/"),
-        api_key=reader.string(params.get("api_key") or "", f"{key}.litellm_params.api_key"),
+        api_key=api_key,
         api_version=reader.string(params.get("api_version") or "", f"{key}.litellm_params.api_version"),
         timeout=reader.number(params.get("timeout", 0.0), f"{key}.litellm_params.timeout"),
         weight=1.0 if weight is None else reader.number(weight, f"{key}.litellm_params.weight"),
@@ -304,10 +336,57 @@ def _deployment(
         tpm=optional_int("tpm"),
         input_cost_per_token=optional_number("input_cost_per_token"),
         output_cost_per_token=optional_number("output_cost_per_token"),
-        drop_params=reader.boolean(params.get("drop_params", False), f"{key}.litellm_params.drop_params"),
+        drop_params=reader.boolean(params.get("drop_params", drop_params), f"{key}.litellm_params.drop_params"),
         headers={str(k): reader.string(v, f"{key}.litellm_params.extra_headers.{k}") for k, v in headers.items()},
         params=params,
     )
+
+
+def _conventional_key(reader: _Reader, provider: str, api_base: str) -> str:
+    """The provider key from its conventional environment variable (``GROQ_API_KEY``...), or "".
+
+    LiteLLM reads these when a deployment has no ``api_key``. For hosted providers the key is
+    only taken when the deployment talks to the provider's own host: an ``api_base`` pointing
+    elsewhere (a proxy, a mock) must not receive the account's key without the config saying so.
+    """
+    info = provider_info(provider)
+    if not info.api_key_env:
+        return ""
+    if api_base and not info.self_hosted:
+        try:
+            if origin(api_base) != origin(info.api_base):
+                return ""
+        except ValueError:
+            return ""
+    for name in info.api_key_env:
+        value = reader.environ.get(name)
+        if value:
+            return value
+    return ""
+
+
+# A litellm_params (or nested, e.g. extra_headers) key names a secret when it contains one of these.
+_SECRET_PARTS = ("key", "token", "secret", "password", "passwd", "credential", "authorization")
+
+
+def _is_secret_key(name: str) -> bool:
+    lowered = name.lower()
+    # Prices (input_cost_per_token), counts (max_tokens) and identifiers (aws_access_key_id) are not.
+    if "cost" in lowered or lowered.endswith(("tokens", "_id", "-id")):
+        return False
+    return any(part in lowered for part in _SECRET_PARTS)
+
+
+def _secret_strings(value: Any, secret: bool = False) -> list[str]:
+    """The strings of ``value`` that sit under a secret-looking key, at any depth."""
+    if isinstance(value, Mapping):
+        found: list[str] = []
+        for name, item in value.items():
+            found.extend(_secret_strings(item, secret or _is_secret_key(str(name))))
+        return found
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _secret_strings(item, secret)]
+    return [value] if secret and isinstance(value, str) else []
 
 
 _METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}

@@ -10,14 +10,15 @@ the transformer or upstream put in them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TypeVar
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.logs import redact
+from switchyard_providers.destinations import check_destination
 from switchyard_providers.http import UpstreamHTTP
-from switchyard_providers.transformers import Transformer, get_transformer
+from switchyard_providers.transformers import Transformer, UpstreamRequest, get_transformer
 from switchyard_providers.transformers.base import bad_response
 
 __all__ = ["DEFAULT_TIMEOUT", "ProviderCalls"]
@@ -53,16 +54,19 @@ class ProviderCalls:
         remaining: float | None,
     ) -> chat_pb2.ChatCompletion:
         """One non-streaming chat completion. ``remaining``: seconds left of the caller's deadline."""
+        secrets: list[str] = []
         try:
             transformer = get_transformer(deployment.provider)
             timeout = self.attempt_timeout(deployment, remaining)
             request = transformer.build_chat_request(deployment, params, stream=False)
+            check_destination(transformer, deployment, request)
+            request = await _with_credentials(transformer, deployment, request, secrets)
             response = await self._http.send(request, timeout)
             if not 200 <= response.status < 300:
                 raise transformer.map_error(response.status, response.headers, response.body)
             return _parse(transformer.parse_chat_response, response.status, response.body)
         except SwitchyardError as err:
-            raise _reported(err, deployment) from None
+            raise _reported(err, deployment, secrets) from None
 
     async def stream_chat(
         self,
@@ -75,10 +79,16 @@ class ProviderCalls:
         Closing the iterator early (``aclose()``, cancellation) closes the upstream connection
         at once. Errors, also after the first chunk, raise SwitchyardError.
         """
+        secrets: list[str] = []
+        # Providers that always report usage (Gemini) emit it as a last choice-less chunk; it is
+        # relayed only when the caller asked, as OpenAI does.
+        include_usage = params.HasField("stream_options") and params.stream_options.include_usage
         try:
             transformer = get_transformer(deployment.provider)
             timeout = self.attempt_timeout(deployment, remaining)
             request = transformer.build_chat_request(deployment, params, stream=True)
+            check_destination(transformer, deployment, request)
+            request = await _with_credentials(transformer, deployment, request, secrets)
             parser = transformer.new_stream_parser()
             async with await self._http.stream(request, timeout) as response:
                 if not 200 <= response.status < 300:
@@ -86,13 +96,15 @@ class ProviderCalls:
                     raise transformer.map_error(response.status, response.headers, body)
                 async for data in response.messages(transformer.new_frame_decoder()):
                     for chunk in _parse(parser.feed, data):
-                        yield chunk
+                        if include_usage or chunk.choices or not chunk.HasField("usage"):
+                            yield chunk
                     if parser.done:
                         break
                 for chunk in _parse(parser.finish):
-                    yield chunk
+                    if include_usage or chunk.choices or not chunk.HasField("usage"):
+                        yield chunk
         except SwitchyardError as err:
-            raise _reported(err, deployment) from None
+            raise _reported(err, deployment, secrets) from None
 
     async def embed(
         self,
@@ -101,16 +113,19 @@ class ProviderCalls:
         remaining: float | None,
     ) -> embedding_pb2.EmbeddingResult:
         """One embeddings call."""
+        secrets: list[str] = []
         try:
             transformer: Transformer = get_transformer(deployment.provider)
             timeout = self.attempt_timeout(deployment, remaining)
             request = transformer.build_embed_request(deployment, params)
+            check_destination(transformer, deployment, request)
+            request = await _with_credentials(transformer, deployment, request, secrets)
             response = await self._http.send(request, timeout)
             if not 200 <= response.status < 300:
                 raise transformer.map_error(response.status, response.headers, response.body)
             return _parse(transformer.parse_embed_response, response.status, response.body)
         except SwitchyardError as err:
-            raise _reported(err, deployment) from None
+            raise _reported(err, deployment, secrets) from None
 
 
 def _parse(parse: Callable[..., _T], *args: object) -> _T:
@@ -126,9 +141,24 @@ def _parse(parse: Callable[..., _T], *args: object) -> _T:
         raise bad_response("the body does not follow the provider's format") from None
 
 
-def _reported(err: SwitchyardError, deployment: deployment_pb2.Deployment) -> SwitchyardError:
+async def _with_credentials(
+    transformer: Transformer, deployment: deployment_pb2.Deployment, request: UpstreamRequest, secrets: list[str]
+) -> UpstreamRequest:
+    """``request`` plus the transformer's fetched credential headers; their values join ``secrets``."""
+    extra = await transformer.credentials(deployment)
+    if not extra:
+        return request
+    # "Bearer <token>": the bare token is what an upstream message would echo.
+    secrets.extend(part for value in extra.values() for part in (value, value.rpartition(" ")[2]))
+    return UpstreamRequest(request.method, request.url, {**request.headers, **extra}, request.body)
+
+
+def _reported(
+    err: SwitchyardError, deployment: deployment_pb2.Deployment, secrets: Sequence[str] = ()
+) -> SwitchyardError:
     """The error as callers may see it: no provider key, tagged with the deployment for the router."""
-    message = redact(err.message, (deployment.api_key,)) if deployment.api_key else err.message
+    keys = (deployment.api_key, *secrets) if secrets else (deployment.api_key,)
+    message = redact(err.message, keys) if deployment.api_key or secrets else err.message
     if err.reason.startswith("upstream_") or err.reason == "rate_limit_exceeded":
         log.info("deployment %s: %s: %s", deployment.id, err.reason, message)
     metadata = dict(err.metadata)

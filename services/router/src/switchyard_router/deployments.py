@@ -1,7 +1,8 @@
 """Model groups and the choice of a deployment within one.
 
-Built once from the config at start; each deployment's ``Deployment`` message is prepared then
-and shared read-only by every request, so the hot path does no config work.
+Built once from the config at start; each deployment's ``Deployment`` message and its prices
+(config override, else the bundled catalogue, else 0) are prepared then and shared read-only by
+every request, so the hot path does no config or catalogue work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2
+from switchyard_core import catalogue
 from switchyard_core.config import DeploymentConfig
 
 # litellm_params that become Deployment fields (or are secrets) rather than extra params.
@@ -41,12 +43,18 @@ class Deployment:
     config: DeploymentConfig
     message: deployment_pb2.Deployment
     """Prepared once; never mutated (it is shared by concurrent requests)."""
+    prices: catalogue.Prices
+    """Per-token prices, resolved at start by :func:`deployment_prices`."""
 
     def cost(self, usage: chat_pb2.Usage) -> float:
-        """Cost in US dollars from the configured per-token prices (0 when none are set)."""
-        input_price = self.config.input_cost_per_token or 0.0
-        output_price = self.config.output_cost_per_token or 0.0
-        return usage.prompt_tokens * input_price + usage.completion_tokens * output_price
+        """Cost in US dollars of one answer (0 when neither the config nor the catalogue has prices)."""
+        return self.prices.cost(usage)
+
+
+def deployment_prices(config: DeploymentConfig) -> catalogue.Prices:
+    """Config ``input/output_cost_per_token`` first, then the bundled catalogue, else 0."""
+    info = catalogue.lookup(config.provider, config.model)
+    return catalogue.prices(info, config.input_cost_per_token, config.output_cost_per_token)
 
 
 class ModelGroups:
@@ -56,7 +64,7 @@ class ModelGroups:
         self._groups: dict[str, tuple[list[Deployment], list[float]]] = {}
         for config in deployments:
             members, weights = self._groups.setdefault(config.model_name, ([], []))
-            members.append(Deployment(config, _message(config)))
+            members.append(Deployment(config, _message(config), deployment_prices(config)))
             weights.append(_weight(config))
 
     def names(self) -> list[str]:

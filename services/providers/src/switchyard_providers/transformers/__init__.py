@@ -7,7 +7,15 @@ add one line to ``_REGISTRY`` below. Neither the HTTP client nor the servicer ch
 from __future__ import annotations
 
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.transformers.anthropic import AnthropicTransformer
+from switchyard_providers.transformers.azure import AzureTransformer
 from switchyard_providers.transformers.base import StreamParser, Transformer, UpstreamRequest
+from switchyard_providers.transformers.bedrock import BedrockTransformer
+from switchyard_providers.transformers.cohere import CohereTransformer
+from switchyard_providers.transformers.compatible import compatible_transformers
+from switchyard_providers.transformers.gemini import GeminiTransformer, VertexTransformer
+from switchyard_providers.transformers.mistral import MistralTransformer
+from switchyard_providers.transformers.ollama import OllamaChatTransformer, OllamaTransformer
 from switchyard_providers.transformers.openai import OpenAITransformer
 
 __all__ = ["PROVIDERS", "StreamParser", "Transformer", "UpstreamRequest", "get_transformer"]
@@ -15,6 +23,16 @@ __all__ = ["PROVIDERS", "StreamParser", "Transformer", "UpstreamRequest", "get_t
 # Transformers are stateless, so one shared instance per provider serves every call.
 _REGISTRY: dict[str, Transformer] = {
     "openai": OpenAITransformer(),
+    "azure": AzureTransformer(),
+    "cohere": CohereTransformer(),
+    "mistral": MistralTransformer(),
+    "ollama": OllamaTransformer(),
+    "ollama_chat": OllamaChatTransformer(),
+    "anthropic": AnthropicTransformer(),
+    "gemini": GeminiTransformer(),
+    "vertex_ai": VertexTransformer(),  # holds a cache of OAuth access tokens
+    "bedrock": BedrockTransformer(),  # caches credentials from the AWS chain per deployment
+    **compatible_transformers(),  # groq, together_ai, ... one per preset of providers_data.PROVIDERS
 }
 
 PROVIDERS: frozenset[str] = frozenset(_REGISTRY)

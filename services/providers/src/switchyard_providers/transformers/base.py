@@ -16,6 +16,7 @@ with a :class:`Transformer` subclass plus one line in :mod:`switchyard_providers
       build_embed_request(deployment, params)        -> UpstreamRequest
       parse_embed_response(status, body)             -> EmbeddingResult       (2xx bodies)
       map_error(status, headers, body)               -> SwitchyardError       (non-2xx answers)
+      async credentials(deployment)                  -> extra headers         (the one I/O hook; default {})
       unsupported_params                             frozenset of OpenAI parameter names
 
 Every method raises :class:`SwitchyardError` (never anything else) for input it cannot use:
@@ -138,6 +139,16 @@ class Transformer(ABC):
         ``headers`` may be any mapping; implementations look names up case-insensitively.
         The message must never repeat a credential, nor an upstream message that may echo one.
         """
+
+    async def credentials(self, deployment: deployment_pb2.Deployment) -> dict[str, str]:
+        """Headers with a credential that takes I/O to obtain (an OAuth token), merged into each request.
+
+        The one method allowed to do I/O: :mod:`~switchyard_providers.calls` awaits it once per
+        upstream call, after the request is built. Default: none. The values are secrets and are
+        scrubbed from error messages; failures raise SwitchyardError (``upstream_auth_error`` or
+        ``upstream_unavailable``) with messages that quote no credential.
+        """
+        return {}
 
 
 def bad_response(what: str) -> SwitchyardError:

@@ -71,6 +71,7 @@ FINISH_REASONS: dict[str, int] = {
     "tool_calls": chat_pb2.FINISH_REASON_TOOL_CALLS,
     "content_filter": chat_pb2.FINISH_REASON_CONTENT_FILTER,
     "function_call": chat_pb2.FINISH_REASON_FUNCTION_CALL,
+    "model_length": chat_pb2.FINISH_REASON_LENGTH,  # Mistral: the model's own context limit
 }
 DEFAULT_FINISH_REASON = chat_pb2.FINISH_REASON_STOP
 """An unknown non-null finish reason still means the choice finished."""
