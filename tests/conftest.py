@@ -97,3 +97,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'db' / 'switchyard.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+REDIS_URL_ENV = "SWITCHYARD_TEST_REDIS_URL"
+REDIS_IMAGE = "redis:7-alpine"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://`` URL of a server the tests may write to; skips when there is none."""
+    configured = os.environ.get(REDIS_URL_ENV, "").strip()
+    if configured:
+        yield configured
+        return
+    reason = _docker_unavailable_reason()
+    if reason is not None:
+        pytest.skip(
+            f"no Redis: set {REDIS_URL_ENV} (e.g. redis://127.0.0.1:6379/0) "
+            f"or start a Docker engine for testcontainers ({reason})"
+        )
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer(REDIS_IMAGE) as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(container.port)
+        yield f"redis://{host}:{port}/0"

@@ -13,6 +13,7 @@ import pytest
 from switchyard.provider.v1 import provider_service_pb2
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import from_rpc_error
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import (
     CASES,
     Case,
@@ -43,7 +44,7 @@ _STANDARD_HEADERS = frozenset(
 )
 
 
-class AnthropicUpstream:
+class AnthropicUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeAnthropic`."""
 
     api_key = API_KEY
@@ -53,9 +54,6 @@ class AnthropicUpstream:
     """Anthropic has no embeddings API."""
     reports_reasoning_tokens = False
     """Anthropic's usage has no reasoning-token count (thinking tokens are part of output_tokens)."""
-
-    def __init__(self, fake: FakeAnthropic) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         values: dict[str, Any] = {
@@ -68,7 +66,7 @@ class AnthropicUpstream:
         values.update(fields)
         return deployment_pb2.Deployment(**values)
 
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_with(400, options["message"])
@@ -80,10 +78,6 @@ class AnthropicUpstream:
             fake.fail_with(429, headers={"retry-after": str(options["retry_after"])})
         elif kind == "server_error":
             fake.fail_with(500)
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", status=200, content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"id": "msg_1", "type": "message", "role": "assistant", "cont')
         elif kind == "error_in_success":
@@ -93,20 +87,9 @@ class AnthropicUpstream:
                 b'event: message_start\ndata: {"type": "message_start", "message": {\n\n',
                 content_type="text/event-stream",
             )
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

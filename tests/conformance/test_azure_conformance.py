@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import CASES, Case, CaseContext, SentRequest, params, user
 from tests.fakes.azure_upstream import FakeAzureOpenAI, azure_error
 from tests.fakes.openai_upstream import openai_error
@@ -32,15 +33,12 @@ _STANDARD_HEADERS = frozenset(
 )
 
 
-class AzureUpstream:
+class AzureUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeAzureOpenAI`."""
 
     api_key = API_KEY
     chat_model = "chat-prod"
     embedding_model = "embed-prod"
-
-    def __init__(self, fake: FakeAzureOpenAI) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         values: dict[str, Any] = {
@@ -54,10 +52,7 @@ class AzureUpstream:
         values.update(fields)
         return deployment_pb2.Deployment(**values)
 
-    def embedding_deployment(self) -> deployment_pb2.Deployment:
-        return self.deployment(model=self.embedding_model)
-
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_next(400, openai_error(options["message"], "invalid_request_error", "temperature", None))
@@ -79,30 +74,15 @@ class AzureUpstream:
             )
         elif kind == "server_error":
             fake.fail_next(500, azure_error("InternalServerError", "The server had an error processing your request."))
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", status=200, content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"id": "chatcmpl-1", "object": "chat.completion", "choi')
         elif kind == "error_in_success":
             fake.fail_next(200, azure_error("InternalServerError", "Something went wrong"))
         elif kind == "bad_stream_event":
             fake.respond_raw_next(b'data: {"id": "x", "choices": [\n\n', content_type="text/event-stream")
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

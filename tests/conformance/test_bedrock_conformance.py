@@ -15,6 +15,7 @@ from google.protobuf import struct_pb2
 
 from switchyard.provider.v1 import provider_service_pb2
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import (
     CASES,
     Case,
@@ -47,7 +48,7 @@ _STANDARD_HEADERS = frozenset(
 )
 
 
-class BedrockUpstream:
+class BedrockUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeBedrock`."""
 
     api_key = SECRET_KEY
@@ -57,9 +58,6 @@ class BedrockUpstream:
     """Converse usage has no reasoning-token count."""
     reports_embedding_usage = False
     """Cohere-on-Bedrock's body has no token counts (they come only as response headers)."""
-
-    def __init__(self, fake: FakeBedrock) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         secret = fields.pop("api_key", SECRET_KEY)
@@ -77,10 +75,7 @@ class BedrockUpstream:
         deployment.params.update(settings)
         return deployment
 
-    def embedding_deployment(self) -> deployment_pb2.Deployment:
-        return self.deployment(model=self.embedding_model)
-
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_with(400, options["message"])
@@ -92,10 +87,6 @@ class BedrockUpstream:
             fake.fail_with(429, headers={"Retry-After": str(options["retry_after"])})
         elif kind == "server_error":
             fake.fail_with(500)
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", status=200, content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"output": {"message": {"role": "assistant", "cont')
         elif kind == "error_in_success":
@@ -104,20 +95,9 @@ class BedrockUpstream:
             frame = bytearray(_frame_of_fake())
             frame[-1] ^= 0xFF  # a wrong message CRC
             fake.respond_raw_next(bytes(frame), content_type="application/vnd.amazon.eventstream")
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import CASES, Case, CaseContext, SentRequest, params, user, weather_tool
 from tests.fakes.cohere_upstream import FakeCohere, cohere_error
 
@@ -18,7 +19,7 @@ _STANDARD_HEADERS = frozenset(
 )
 
 
-class CohereUpstream:
+class CohereUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeCohere`."""
 
     api_key = API_KEY
@@ -26,9 +27,6 @@ class CohereUpstream:
     embedding_model = "embed-v4.0"
     reports_reasoning_tokens = False
     """Cohere's usage has no reasoning-token count."""
-
-    def __init__(self, fake: FakeCohere) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         values: dict[str, Any] = {
@@ -42,7 +40,7 @@ class CohereUpstream:
         deployment = deployment_pb2.Deployment(**values)
         return deployment
 
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_next(400, cohere_error(options["message"]))
@@ -58,10 +56,6 @@ class CohereUpstream:
             )
         elif kind == "server_error":
             fake.fail_next(500, cohere_error("internal server error, this has been reported to our developers"))
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"id": "1", "message": {"role": "assistant", "conte')
         elif kind == "error_in_success":
@@ -70,20 +64,9 @@ class CohereUpstream:
             fake.respond_raw_next(
                 b'event: message-start\ndata: {"id": "x", "type": "message-st\n\n', content_type="text/event-stream"
             )
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

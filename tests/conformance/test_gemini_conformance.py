@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf import struct_pb2
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import CASES, Case, CaseContext, SentRequest, params, user, weather_tool
 from tests.fakes.gemini_upstream import FakeGemini, google_error
 
@@ -53,7 +54,7 @@ def _service_account_json(email: str, key: rsa.RSAPrivateKey, token_uri: str) ->
     )
 
 
-class GeminiUpstream:
+class GeminiUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for AI Studio routes of :class:`FakeGemini`."""
 
     api_key = API_KEY
@@ -61,9 +62,6 @@ class GeminiUpstream:
     embedding_model = "gemini-embedding-001"
     reports_embedding_usage = False
     """batchEmbedContents answers carry no usage."""
-
-    def __init__(self, fake: FakeGemini) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         values: dict[str, Any] = {
@@ -76,7 +74,7 @@ class GeminiUpstream:
         values.update(fields)
         return deployment_pb2.Deployment(**values)
 
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_next(400, google_error(400, options["message"]))
@@ -111,30 +109,15 @@ class GeminiUpstream:
             )
         elif kind == "server_error":
             fake.fail_next(500, google_error(500, "An internal error has occurred. Please retry or report."))
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"candidates": [{"content": {"parts": [{"text": "Ech')
         elif kind == "error_in_success":
             fake.fail_next(200, google_error(500, "Internal error encountered."))
         elif kind == "bad_stream_event":
             fake.respond_raw_next(b'data: {"candidates": [\r\n\r\n', content_type="text/event-stream")
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def credential(self, headers: dict[str, str]) -> str:
         return headers.get("x-goog-api-key", "")

@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import CASES, Case, CaseContext, SentRequest, params, user, weather_tool
 from tests.fakes.mistral_upstream import FakeMistral, mistral_error
 
@@ -19,7 +20,7 @@ _STANDARD_HEADERS = frozenset(
 )
 
 
-class MistralUpstream:
+class MistralUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeMistral`."""
 
     api_key = API_KEY
@@ -28,9 +29,6 @@ class MistralUpstream:
     reports_cached_tokens = False
     reports_reasoning_tokens = False
     """Mistral's usage is prompt, completion and total tokens only."""
-
-    def __init__(self, fake: FakeMistral) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         values: dict[str, Any] = {
@@ -43,10 +41,7 @@ class MistralUpstream:
         values.update(fields)
         return deployment_pb2.Deployment(**values)
 
-    def embedding_deployment(self) -> deployment_pb2.Deployment:
-        return self.deployment(model=self.embedding_model)
-
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_next(400, mistral_error(options["message"]))
@@ -60,30 +55,15 @@ class MistralUpstream:
             )
         elif kind == "server_error":
             fake.fail_next(500, mistral_error("Internal server error", "internal_server_error"))
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", status=200, content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"id": "cmpl-1", "object": "chat.completion", "choi')
         elif kind == "error_in_success":
             fake.fail_next(200, mistral_error("Service unavailable", "service_unavailable"))
         elif kind == "bad_stream_event":
             fake.respond_raw_next(b'data: {"id": "x", "choices": [\n\n', content_type="text/event-stream")
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

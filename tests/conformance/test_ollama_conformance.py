@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import CASES, Case, CaseContext, SentRequest, params, user, weather_tool
 from tests.fakes.ollama_upstream import FakeOllama, ollama_error
 
@@ -19,7 +20,7 @@ _STANDARD_HEADERS = frozenset(
 _IMAGE_TYPES = {"iVBORw0KGgo": "image/png", "/9j/": "image/jpeg", "R0lGOD": "image/gif", "UklGR": "image/webp"}
 
 
-class OllamaUpstream:
+class OllamaUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeOllama`."""
 
     api_key = API_KEY
@@ -34,7 +35,7 @@ class OllamaUpstream:
     """Ollama has no tool_choice: a forced call is refused as an unsupported parameter."""
 
     def __init__(self, fake: FakeOllama, provider: str) -> None:
-        self.fake = fake
+        super().__init__(fake)
         self.provider = provider
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
@@ -48,7 +49,7 @@ class OllamaUpstream:
         values.update(fields)
         return deployment_pb2.Deployment(**values)
 
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_next(400, ollama_error(options["message"]))
@@ -60,10 +61,6 @@ class OllamaUpstream:
             fake.fail_next(429, ollama_error("too many requests"), headers={"retry-after": str(options["retry_after"])})
         elif kind == "server_error":
             fake.fail_next(500, ollama_error("llama runner process has terminated: exit status 2"))
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"model": "llama3.2", "created_at": "2024-')
         elif kind == "error_in_success":
@@ -72,20 +69,9 @@ class OllamaUpstream:
             fake.respond_raw_next(
                 b'{"model": "llama3.2", "message": {"role": "assist\n', content_type="application/x-ndjson"
             )
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

@@ -9,21 +9,19 @@ from typing import Any
 import pytest
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2
+from tests.conformance._adapters import FakeUpstreamAdapter
 from tests.conformance.cases import CASES, Case, CaseContext, SentRequest, params, user, weather_tool
 from tests.fakes.openai_upstream import FakeOpenAI, openai_error
 
 API_KEY = "sk-conformance-0123456789abcdefghijklmnop"
 
 
-class OpenAIUpstream:
+class OpenAIUpstream(FakeUpstreamAdapter):
     """The :class:`~tests.conformance.cases.Upstream` adapter for :class:`FakeOpenAI`."""
 
     api_key = API_KEY
     chat_model = "gpt-4o-mini"
     embedding_model = "text-embedding-3-small"
-
-    def __init__(self, fake: FakeOpenAI) -> None:
-        self.fake = fake
 
     def deployment(self, **fields: Any) -> deployment_pb2.Deployment:
         model = self.embedding_model if fields.pop("embedding", False) else self.chat_model
@@ -37,7 +35,7 @@ class OpenAIUpstream:
         values.update(fields)
         return deployment_pb2.Deployment(**values)
 
-    def fail(self, kind: str, **options: Any) -> None:
+    def provider_fault(self, kind: str, **options: Any) -> bool:
         fake = self.fake
         if kind == "bad_request":
             fake.fail_next(400, openai_error(options["message"], "invalid_request_error", "temperature", None))
@@ -49,30 +47,15 @@ class OpenAIUpstream:
             fake.fail_next(429, headers={"retry-after": str(options["retry_after"])})
         elif kind == "server_error":
             fake.fail_next(500)
-        elif kind == "slow":
-            fake.delay_next(options["seconds"])
-        elif kind == "html":
-            fake.respond_raw_next(b"<html><body>502 Bad Gateway</body></html>", status=200, content_type="text/html")
         elif kind == "truncated":
             fake.respond_raw_next(b'{"id": "chatcmpl-1", "object": "chat.completion", "choi')
         elif kind == "error_in_success":
             fake.fail_next(200, openai_error("Something went wrong", "server_error"))
         elif kind == "bad_stream_event":
             fake.respond_raw_next(b'data: {"id": "x", "choices": [\n\n', content_type="text/event-stream")
-        elif kind == "drop_stream":
-            fake.drop_stream_next(options["after_chunks"])
         else:
-            raise ValueError(f"unknown fault {kind!r}")
-
-    def set_stream_interval(self, seconds: float) -> None:
-        self.fake.stream_interval = seconds
-
-    def set_usage_details(self, cached_tokens: int, reasoning_tokens: int) -> None:
-        self.fake.cached_tokens = cached_tokens
-        self.fake.reasoning_tokens = reasoning_tokens
-
-    async def wait_for_disconnect(self, timeout: float) -> bool:
-        return await self.fake.wait_for_disconnect(timeout)
+            return False
+        return True
 
     def last_sent(self) -> SentRequest:
         request = self.fake.last_request

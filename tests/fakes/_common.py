@@ -28,7 +28,7 @@ import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -134,7 +134,7 @@ class FakeServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -252,11 +252,14 @@ class FakeServer:
         *,
         content_type: str,
         counts: list[bool] | None = None,
+        trailer: bytes = b"",
     ) -> web.StreamResponse:
         """Stream pre-framed ``messages``, honouring ``stream_interval`` and a drop fault.
 
         ``counts[i]`` says whether message ``i`` counts towards ``drop_after_chunks`` (so a
         fake can count only the messages that become chunks for the caller); default: all.
+        ``trailer`` (an SSE ``data: [DONE]``) follows the last message at once, uncounted; a
+        dropped stream never sends it.
         """
         response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -274,6 +277,8 @@ class FakeServer:
                 counted += counting
                 if self.stream_interval:
                     await asyncio.sleep(self.stream_interval)
+            if trailer:
+                await response.write(trailer)
             await response.write_eof()
         except (asyncio.CancelledError, ConnectionResetError):
             self.note_disconnect()

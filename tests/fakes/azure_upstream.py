@@ -25,7 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.openai_upstream import FakeOpenAI, Fault, RecordedRequest, _ApiError
+from tests.fakes._common import ApiError, Fault, RecordedRequest
+from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["API_VERSIONS", "DEFAULT_DEPLOYMENTS", "FakeAzureOpenAI", "azure_error"]
 
@@ -39,16 +40,6 @@ _FILTER_RESULTS = {name: _NOT_FILTERED for name in ("hate", "self_harm", "sexual
 def azure_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     """Azure's error body."""
     return {"error": {"code": code, "message": message, **extra}}
-
-
-class _AzureError(_ApiError):
-    """An error whose body is Azure's, not OpenAI's (the OpenAI fake's error needs no ``type``)."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        Exception.__init__(self, body["error"]["message"])
-        self.status = status
-        self.body = body
-        self.headers = {}
 
 
 class FakeAzureOpenAI(FakeOpenAI):
@@ -73,8 +64,8 @@ class FakeAzureOpenAI(FakeOpenAI):
 
     def app(self) -> web.Application:
         app = super().app()
-        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure_chat)
-        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure_embeddings)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.serve(self._azure_chat_answer))
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self.serve(self._azure_embeddings_answer))
         return app
 
     def filter_next(self) -> None:
@@ -92,12 +83,6 @@ class FakeAzureOpenAI(FakeOpenAI):
         self.fail_next(400, body)
 
     # -- Azure's checks, then OpenAI's --------------------------------------------------------
-
-    async def _azure_chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, self._azure_chat_answer)
-
-    async def _azure_embeddings(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, self._azure_embeddings_answer)
 
     async def _azure_chat_answer(
         self, request: web.Request, recorded: RecordedRequest, fault: Fault | None
@@ -119,13 +104,13 @@ class FakeAzureOpenAI(FakeOpenAI):
     def _azure_checks(self, request: web.Request, recorded: RecordedRequest) -> RecordedRequest:
         """Azure's URL and credential checks; the request as the OpenAI fake should see it."""
         if request.query.get("api-version") not in API_VERSIONS:
-            raise _AzureError(404, azure_error("404", "Resource not found"))
+            raise ApiError(404, azure_error("404", "Resource not found"))
         key = recorded.headers.get("api-key")
         scheme, _, token = recorded.headers.get("authorization", "").partition(" ")
         key_ok = key is not None and (self.api_key is None or key == self.api_key)
         token_ok = scheme.lower() == "bearer" and self.ad_token is not None and token == self.ad_token
         if not (key_ok or token_ok):
-            raise _AzureError(
+            raise ApiError(
                 401,
                 azure_error(
                     "401",
@@ -135,7 +120,7 @@ class FakeAzureOpenAI(FakeOpenAI):
             )
         model = self.deployments.get(request.match_info["deployment"])
         if model is None:
-            raise _AzureError(
+            raise ApiError(
                 404,
                 azure_error(
                     "DeploymentNotFound",

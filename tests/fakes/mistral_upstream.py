@@ -21,7 +21,6 @@ separate chunk. Mistral reports neither cached nor reasoning token counts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -30,7 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.openai_upstream import FakeOpenAI, Fault, RecordedRequest, _Answer, _ApiError, _text_of, _words
+from tests.fakes._common import ApiError, Fault, RecordedRequest, words
+from tests.fakes.openai_upstream import FakeOpenAI, _Answer, _text_of
 
 __all__ = ["DEFAULT_MODELS", "FakeMistral", "mistral_error"]
 
@@ -67,24 +67,14 @@ def mistral_error(message: Any, error_type: str = "invalid_request_error", code:
     return {"object": "error", "message": message, "type": error_type, "param": None, "code": code}
 
 
-class _MistralError(_ApiError):
-    """An error with Mistral's body, served by the OpenAI fake's error handling."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        Exception.__init__(self, str(body.get("message")))
-        self.status = status
-        self.body = body
-        self.headers = {}
-
-
-def _extra_forbidden(field: str, value: Any) -> _MistralError:
+def _extra_forbidden(field: str, value: Any) -> ApiError:
     detail = {
         "type": "extra_forbidden",
         "loc": ["body", field],
         "msg": "Extra inputs are not permitted",
         "input": value,
     }
-    return _MistralError(422, mistral_error({"detail": [detail]}))
+    return ApiError(422, mistral_error({"detail": [detail]}))
 
 
 class FakeMistral(FakeOpenAI):
@@ -96,7 +86,7 @@ class FakeMistral(FakeOpenAI):
     def _check_auth(self, recorded: RecordedRequest) -> None:
         scheme, _, key = recorded.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip() or (self.api_key is not None and key.strip() != self.api_key):
-            raise _MistralError(401, {"message": "Unauthorized", "request_id": uuid.uuid4().hex})
+            raise ApiError(401, {"message": "Unauthorized", "request_id": uuid.uuid4().hex})
 
     async def _chat_answer(
         self, request: web.Request, recorded: RecordedRequest, fault: Fault | None
@@ -104,13 +94,13 @@ class FakeMistral(FakeOpenAI):
         self._check_auth(recorded)
         body = recorded.json
         if not isinstance(body, dict):
-            raise _MistralError(400, mistral_error("Invalid JSON body"))
+            raise ApiError(400, mistral_error("Invalid JSON body"))
         for field in sorted(body):
             if field not in _CHAT_FIELDS:
                 raise _extra_forbidden(field, body[field])
         model = body.get("model")
         if model not in self.models:
-            raise _MistralError(400, mistral_error(f"Invalid model: {model}", "invalid_model", "1500"))
+            raise ApiError(400, mistral_error(f"Invalid model: {model}", "invalid_model", "1500"))
         choice = body.get("tool_choice")
         if isinstance(choice, str) and choice not in _TOOL_CHOICES:
             detail = {
@@ -118,12 +108,12 @@ class FakeMistral(FakeOpenAI):
                 "loc": ["body", "tool_choice"],
                 "msg": "Input should be 'auto', 'none', 'any' or 'required'",
             }
-            raise _MistralError(422, mistral_error({"detail": [detail]}))
+            raise ApiError(422, mistral_error({"detail": [detail]}))
         raw_messages = body.get("messages")
         messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
-        prompt_tokens = sum(_words(_text_of(m)) + 3 for m in messages if isinstance(m, dict))
+        prompt_tokens = sum(words(_text_of(m)) + 3 for m in messages if isinstance(m, dict))
         if prompt_tokens > self.context_window_tokens:
-            raise _MistralError(
+            raise ApiError(
                 400,
                 mistral_error(
                     f"Prompt contains {prompt_tokens} tokens and 0 draft tokens, too large for model with "
@@ -166,8 +156,6 @@ class FakeMistral(FakeOpenAI):
         usage: dict[str, Any] | None,
         fault: Fault | None,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
         base = {"id": completion_id, "object": "chat.completion.chunk", "created": created or int(time.time())}
         events: list[dict[str, Any]] = []
         for index in range(n):
@@ -176,22 +164,10 @@ class FakeMistral(FakeOpenAI):
             )
         if usage is not None and events:
             events[-1]["usage"] = {key: usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        drop_after = fault.drop_after_chunks if fault is not None else None
-        try:
-            for sent, event in enumerate(events):
-                if drop_after is not None and sent >= drop_after:
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-                await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-                if self.stream_interval:
-                    await asyncio.sleep(self.stream_interval)
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-        except (asyncio.CancelledError, ConnectionResetError):
-            self._note_disconnect()
-            raise
-        return response
+        messages = [b"data: " + json.dumps(event).encode() + b"\n\n" for event in events]
+        return await self.write_stream(
+            request, messages, fault, content_type="text/event-stream", trailer=b"data: [DONE]\n\n"
+        )
 
     def _usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {

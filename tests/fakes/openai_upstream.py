@@ -63,22 +63,29 @@ The standalone server exposes the knobs over HTTP: ``POST /_fake/fail_next`` wit
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import hashlib
 import json
 import logging
-import math
-import random
 import re
 import struct
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes._common import (
+    ApiError,
+    FakeServer,
+    Fault,
+    RecordedRequest,
+    embedding_vector,
+    pieces,
+    plan_answer,
+    words,
+)
 
 __all__ = ["DEFAULT_MODELS", "FakeOpenAI", "Fault", "RecordedRequest", "openai_error"]
 
@@ -167,48 +174,17 @@ def openai_error(
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-@dataclass
-class RecordedRequest:
-    """One request the fake received."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: bytes
-    json: Any
-    """The decoded JSON body, or None when it was not JSON."""
+def _invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:
+    return ApiError(400, openai_error(message, "invalid_request_error", param, code))
 
 
-@dataclass
-class Fault:
-    """How to answer one upcoming request instead of (or before) the normal answer."""
+class FakeOpenAI(FakeServer):
+    """The fake server; an async context manager that serves on ``host:port`` (0: a free port).
 
-    status: int | None = None
-    """Answer with this status and ``body`` instead of the normal answer."""
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-    delay: float = 0.0
-    """Seconds to wait before answering."""
-    drop_after_chunks: int | None = None
-    """For streams: close the connection abruptly after this many chunks."""
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(body["error"]["message"])
-        self.status = status
-        self.body = body
-        self.headers = dict(headers or {})
-
-
-def _invalid(message: str, param: str | None = None, code: str | None = None) -> _ApiError:
-    return _ApiError(400, openai_error(message, "invalid_request_error", param, code))
-
-
-class FakeOpenAI:
-    """The fake server; an async context manager that serves on ``host:port`` (0: a free port)."""
+    Lifecycle, recording, fault queue and streaming come from :class:`~tests.fakes._common.FakeServer`;
+    ``cached_tokens``/``reasoning_tokens`` are reported as ``usage.prompt_tokens_details.cached_tokens``
+    and ``usage.completion_tokens_details.reasoning_tokens``.
+    """
 
     def __init__(
         self,
@@ -220,25 +196,12 @@ class FakeOpenAI:
         embedding_dimensions: int = 8,
         context_window_tokens: int = 4096,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
         """The only accepted key; None accepts any Bearer key (one is still required)."""
-        self.host = host
-        self.port = port
         self.models = models
         self.embedding_dimensions = embedding_dimensions
         self.context_window_tokens = context_window_tokens
-        self.stream_interval = 0.0
-        """Seconds between stream chunks."""
-        self.cached_tokens = 0
-        """Reported as usage.prompt_tokens_details.cached_tokens."""
-        self.reasoning_tokens = 0
-        """Reported as usage.completion_tokens_details.reasoning_tokens."""
-        self.requests: list[RecordedRequest] = []
-        self.disconnects = 0
-        self._faults: deque[Fault] = deque()
-        self._disconnected = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._ids = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -247,10 +210,9 @@ class FakeOpenAI:
         """The OpenAI ``base_url``/``api_base`` of this server, ending in ``/v1``."""
         return f"http://{self.host}:{self.port}/v1"
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_post("/v1/embeddings", self._embeddings)
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self.serve(self._chat_answer))
+        app.router.add_post("/v1/embeddings", self.serve(self._embeddings_answer))
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_post("/_fake/fail_next", self._control_fail_next)
@@ -258,44 +220,8 @@ class FakeOpenAI:
         app.router.add_post("/_fake/drop_stream_next", self._control_drop_stream_next)
         app.router.add_post("/_fake/reset", self._control_reset)
         app.router.add_get("/_fake/requests", self._control_requests)
-        return app
-
-    async def start(self) -> None:
-        # handler_cancellation: a client that goes away cancels the handler, which is how the
-        # fake observes disconnects of non-streaming calls.
-        self._runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            self.host,
-            self.port,
-        )
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeOpenAI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- knobs ------------------------------------------------------------------------------
-
-    def reset(self) -> None:
-        """Forget recorded requests, pending faults, disconnects and knob settings."""
-        self.requests.clear()
-        self._faults.clear()
-        self.disconnects = 0
-        self._disconnected = asyncio.Event()
-        self.stream_interval = 0.0
-        self.cached_tokens = 0
-        self.reasoning_tokens = 0
 
     def fail_next(
         self,
@@ -303,61 +229,28 @@ class FakeOpenAI:
         body: Mapping[str, Any] | bytes | str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
         times: int = 1,
     ) -> None:
         """Answer the next ``times`` requests with ``status`` and ``body`` (default: OpenAI's error)."""
         if body is None:
             message, error_type, code = _DEFAULT_ERRORS.get(status, ("Unexpected error.", "server_error", None))
             body = openai_error(message, error_type, None, code)
-        raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
         for _ in range(times):
-            self._faults.append(Fault(status=status, body=raw, headers=dict(headers or {})))
-
-    def respond_raw_next(self, body: bytes, *, status: int = 200, content_type: str = "application/json") -> None:
-        """Answer the next request with exactly these bytes (HTML, truncated JSON, bad SSE, ...)."""
-        self._faults.append(Fault(status=status, body=body, content_type=content_type))
+            super().fail_next(status, body, headers=headers, content_type=content_type)
 
     def delay_next(self, seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` requests normally, but only after ``seconds``."""
         for _ in range(times):
-            self._faults.append(Fault(delay=seconds))
-
-    def drop_stream_next(self, after_chunks: int) -> None:
-        """Cut the connection of the next stream after ``after_chunks`` chunks, without [DONE]."""
-        self._faults.append(Fault(drop_after_chunks=after_chunks))
-
-    async def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
-        """Wait until a client went away before its answer completed; False on timeout."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._disconnected.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    @property
-    def last_request(self) -> RecordedRequest:
-        return self.requests[-1]
+            super().delay_next(seconds)
 
     # -- request handling -------------------------------------------------------------------
-
-    async def _record(self, request: web.Request) -> RecordedRequest:
-        body = await request.read()
-        try:
-            decoded = json.loads(body) if body else None
-        except ValueError:
-            decoded = None
-        recorded = RecordedRequest(
-            request.method, request.path, {k.lower(): v for k, v in request.headers.items()}, body, decoded
-        )
-        self.requests.append(recorded)
-        return recorded
 
     def _check_auth(self, recorded: RecordedRequest) -> None:
         header = recorded.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise _ApiError(
+            raise ApiError(
                 401,
                 openai_error(
                     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -369,7 +262,7 @@ class FakeOpenAI:
         key = key.strip()
         if self.api_key is not None and key != self.api_key:
             masked = key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "*" * len(key)
-            raise _ApiError(
+            raise ApiError(
                 401,
                 openai_error(
                     f"Incorrect API key provided: {masked}. You can find your API key at "
@@ -401,7 +294,7 @@ class FakeOpenAI:
                 "invalid_type",
             )
         if model not in self.models:
-            raise _ApiError(
+            raise ApiError(
                 404,
                 openai_error(
                     f"The model `{model}` does not exist or you do not have access to it.",
@@ -411,33 +304,6 @@ class FakeOpenAI:
                 ),
             )
         return model
-
-    async def _serve(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        recorded = await self._record(request)
-        fault = self._faults.popleft() if self._faults else None
-        try:
-            if fault is not None and fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault is not None and fault.status is not None:
-                return web.Response(
-                    status=fault.status, body=fault.body, headers=fault.headers, content_type=fault.content_type
-                )
-            return await handler(request, recorded, fault)
-        except _ApiError as err:
-            return web.json_response(err.body, status=err.status, headers=err.headers)
-        except (asyncio.CancelledError, ConnectionResetError):
-            self._note_disconnect()
-            raise
-
-    def _note_disconnect(self) -> None:
-        self.disconnects += 1
-        self._disconnected.set()
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, self._chat_answer)
-
-    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, self._embeddings_answer)
 
     async def _chat_answer(
         self, request: web.Request, recorded: RecordedRequest, fault: Fault | None
@@ -455,7 +321,7 @@ class FakeOpenAI:
         stream = bool(body.get("stream"))
         if "stream_options" in body and body["stream_options"] is not None and not stream:
             raise _invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
-        prompt_tokens = sum(_words(_text_of(m)) + 3 for m in messages)
+        prompt_tokens = sum(words(_text_of(m)) + 3 for m in messages)
         if prompt_tokens > self.context_window_tokens:
             raise _invalid(
                 f"This model's maximum context length is {self.context_window_tokens} tokens. However, your "
@@ -464,9 +330,9 @@ class FakeOpenAI:
                 "context_length_exceeded",
             )
         answer = _plan_answer(body, messages, tools)
-        completion_tokens = _words(answer.content or "") + sum(_words(a) for _, a in answer.tool_calls)
+        completion_tokens = words(answer.content or "") + sum(words(a) for _, a in answer.tool_calls)
         usage = self._usage(prompt_tokens, completion_tokens)
-        completion_id = self._next_id("chatcmpl")
+        completion_id = self.next_id("chatcmpl")
         created = int(time.time())
         n = body.get("n") or 1
         if not stream:
@@ -498,10 +364,6 @@ class FakeOpenAI:
         usage: dict[str, Any] | None,
         fault: Fault | None,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-        )
-        await response.prepare(request)
         base = {
             "id": completion_id,
             "object": "chat.completion.chunk",
@@ -519,23 +381,10 @@ class FakeOpenAI:
                 events.append(event)
         if usage is not None:
             events.append({**base, "choices": [], "usage": usage})
-        drop_after = fault.drop_after_chunks if fault is not None else None
-        try:
-            for sent, event in enumerate(events):
-                if drop_after is not None and sent >= drop_after:
-                    # An abrupt end: no terminating chunk of the chunked encoding, no [DONE].
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-                await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-                if self.stream_interval:
-                    await asyncio.sleep(self.stream_interval)
-            await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-        except (asyncio.CancelledError, ConnectionResetError):
-            self._note_disconnect()
-            raise
-        return response
+        messages = [b"data: " + json.dumps(event).encode() + b"\n\n" for event in events]
+        return await self.write_stream(
+            request, messages, fault, content_type="text/event-stream; charset=utf-8", trailer=b"data: [DONE]\n\n"
+        )
 
     async def _embeddings_answer(
         self, request: web.Request, recorded: RecordedRequest, fault: Fault | None
@@ -575,7 +424,7 @@ class FakeOpenAI:
             if encoding == "base64":
                 encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": encoded})
-        tokens = sum(_words(t) for t in inputs)
+        tokens = sum(words(t) for t in inputs)
         return web.json_response(
             {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         )
@@ -584,7 +433,7 @@ class FakeOpenAI:
         recorded = await self._record(request)
         try:
             self._check_auth(recorded)
-        except _ApiError as err:
+        except ApiError as err:
             return web.json_response(err.body, status=err.status)
         return web.json_response({"object": "list", "data": [_model_json(m) for m in self.models]})
 
@@ -594,13 +443,13 @@ class FakeOpenAI:
         try:
             self._check_auth(recorded)
             if model not in self.models:
-                raise _ApiError(
+                raise ApiError(
                     404,
                     openai_error(
                         f"The model '{model}' does not exist", "invalid_request_error", "model", "model_not_found"
                     ),
                 )
-        except _ApiError as err:
+        except ApiError as err:
             return web.json_response(err.body, status=err.status)
         return web.json_response(_model_json(model))
 
@@ -617,10 +466,6 @@ class FakeOpenAI:
                 "rejected_prediction_tokens": 0,
             },
         }
-
-    def _next_id(self, prefix: str) -> str:
-        self._ids += 1
-        return f"{prefix}-fake{self._ids:06d}"
 
     # -- control API for standalone runs ----------------------------------------------------
 
@@ -668,7 +513,7 @@ def _type_name(value: Any) -> str:
     return "null"
 
 
-def _missing(param: str) -> _ApiError:
+def _missing(param: str) -> ApiError:
     return _invalid(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
 
 
@@ -937,10 +782,6 @@ def _text_of(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
 @dataclass
 class _Answer:
     content: str | None
@@ -991,72 +832,30 @@ class _Answer:
                     choices.append(choice({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]}))
         else:
             choices.append(choice({"role": "assistant", "content": "", "refusal": None}))
-            for piece in re.findall(r"\S+\s*", self.content or ""):
+            for piece in pieces(self.content or ""):
                 choices.append(choice({"content": piece}))
         choices.append(choice({}, self.finish_reason))
         return choices
 
 
-_CALL_PHRASE = re.compile(r"\bcall\s+([a-zA-Z0-9_-]{1,64})")
-
-
 def _plan_answer(body: dict[str, Any], messages: list[dict[str, Any]], tools: list[str]) -> _Answer:
     last = messages[-1]
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), last)
     choice = body.get("tool_choice")
-    if tools and choice != "none" and last.get("role") == "user":
-        calls = _requested_calls(_text_of(last), tools)
-        if isinstance(choice, dict):
-            forced = choice["function"]["name"]
-            calls = [c for c in calls if c[0] == forced] or [(forced, "{}")]
-        elif choice == "required" and not calls:
-            calls = [(tools[0], "{}")]
-        if body.get("parallel_tool_calls") is False:
-            calls = calls[:1]
-        if calls:
-            return _Answer(None, "tool_calls", calls)
-    if last.get("role") == "tool":
-        text = f"Tool result: {_text_of(last)}"
-    else:
-        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), last)
-        text = f"Echo: {_text_of(last_user)}"
-        images = sum(1 for p in last_user.get("content") or [] if isinstance(p, dict) and p.get("type") == "image_url")
-        if images:
-            text += f" [images: {images}]"
-    response_format = body.get("response_format") or {}
-    if response_format.get("type") in ("json_object", "json_schema"):
-        text = json.dumps({"echo": text})
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    words = re.findall(r"\S+\s*", text)
-    if isinstance(limit, int) and len(words) > limit:
-        return _Answer("".join(words[:limit]).rstrip(), "length", [])
-    return _Answer(text, "stop", [])
-
-
-def _requested_calls(text: str, tools: list[str]) -> list[tuple[str, str]]:
-    decoder = json.JSONDecoder()
-    calls = []
-    for match in _CALL_PHRASE.finditer(text):
-        name = match.group(1)
-        if name not in tools:
-            continue
-        rest = text[match.end() :].lstrip()
-        arguments: Any = {}
-        if rest.startswith("{"):
-            try:
-                arguments, _ = decoder.raw_decode(rest)
-            except ValueError:
-                arguments = {}
-        calls.append((name, json.dumps(arguments, separators=(",", ":"))))
-    return calls
-
-
-def embedding_vector(text: str, dimensions: int) -> list[float]:
-    """The fake's deterministic unit vector for ``text``."""
-    rng = random.Random(hashlib.sha256(text.encode()).digest())
-    raw = [rng.uniform(-1.0, 1.0) for _ in range(dimensions)]
-    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
-    # Rounded through float32 so base64 and float encodings carry the same numbers.
-    return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in raw]
+    plan = plan_answer(
+        last_role=str(last.get("role")),
+        last_text=_text_of(last),
+        last_user_text=_text_of(last_user),
+        images=sum(1 for p in last_user.get("content") or [] if isinstance(p, dict) and p.get("type") == "image_url"),
+        tools=tools,
+        tool_choice=choice if isinstance(choice, str) else None,
+        forced_tool=choice["function"]["name"] if isinstance(choice, dict) else None,
+        parallel_tool_calls=body.get("parallel_tool_calls") is not False,
+        json_mode=(body.get("response_format") or {}).get("type") in ("json_object", "json_schema"),
+        max_words=limit if isinstance(limit, int) else None,
+    )
+    return _Answer(plan.content, plan.finish, plan.tool_calls)
 
 
 def _model_json(model: str) -> dict[str, Any]:

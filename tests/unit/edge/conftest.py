@@ -10,7 +10,11 @@ their behaviour from the requested model name, so one servicer covers every case
     "stream-fail-mid"                 one chunk, then abort with upstream_unavailable
     "stream-empty"                    end the stream without any message
     "stream-forever"                  a chunk every 10 ms until cancelled (records the cancellation)
+    "slow-upstream"                   (chat, stream, embed) waits 50 ms and reports them as upstream time
+    "fallback"                        (chat, stream, embed) reports that group "gpt-backup" answered
     anything else                     a one-choice answer echoing the last user message
+
+GetDeploymentHealth answers only the admin key ("Bearer admin-key") with :data:`DEPLOYMENTS`.
 """
 
 from __future__ import annotations
@@ -57,6 +61,55 @@ def _chunk(content: str | None = None, *, role: bool = False, finish: int = 0) -
 
 USAGE = chat_pb2.Usage(prompt_tokens=5, completion_tokens=2, total_tokens=7)
 
+SLOW_UPSTREAM_S = 0.05
+"""How long the "slow-upstream" model waits, reported back as ``route.upstream_ms``."""
+
+DEPLOYMENTS = [
+    cs.DeploymentHealth(
+        model_group="gpt-test",
+        deployment_id="dep-1",
+        provider="azure",
+        model="gpt-4o",
+        state=cs.DEPLOYMENT_STATE_HEALTHY,
+        in_flight=3,
+        latency_ms=412.345,
+    ),
+    cs.DeploymentHealth(
+        model_group="gpt-test",
+        deployment_id="dep-2",
+        provider="openai",
+        model="gpt-4o",
+        state=cs.DEPLOYMENT_STATE_COOLING_DOWN,
+        cooldown_remaining=12.5,
+        last_error="rate_limit_exceeded",
+    ),
+    cs.DeploymentHealth(
+        model_group="embed-test",
+        deployment_id="dep-3",
+        provider="openai",
+        model="text-embedding-3-small",
+        state=cs.DEPLOYMENT_STATE_UNHEALTHY,
+        last_error="upstream_auth_error",
+    ),
+    cs.DeploymentHealth(model_group="embed-test", deployment_id="dep-4", provider="cohere", model="embed-v3"),
+]
+
+
+async def _route_for(model: str) -> cs.Route:
+    """ROUTE, adjusted for the models that describe how they were served."""
+    if model == "slow-upstream":
+        await asyncio.sleep(SLOW_UPSTREAM_S)
+        route = cs.Route()
+        route.CopyFrom(ROUTE)
+        route.upstream_ms = SLOW_UPSTREAM_S * 1000
+        return route
+    if model == "fallback":
+        route = cs.Route()
+        route.CopyFrom(ROUTE)
+        route.served_by_group = "gpt-backup"
+        return route
+    return ROUTE
+
 
 class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
     """Records every request and its metadata; behaves as the module docstring says."""
@@ -99,7 +152,7 @@ class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
             ],
             usage=USAGE,
         )
-        return cs.ChatResponse(completion=completion, route=ROUTE)
+        return cs.ChatResponse(completion=completion, route=await _route_for(request.params.model))
 
     async def StreamChat(self, request: cs.StreamChatRequest, context: Any) -> AsyncIterator[cs.StreamChatResponse]:
         self._record(request, context)
@@ -115,7 +168,7 @@ class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
                     yield cs.StreamChatResponse(chunk=_chunk("tick"))
             finally:
                 self.stream_cancelled.set()
-        yield cs.StreamChatResponse(chunk=_chunk("Hel", role=True), route=ROUTE)
+        yield cs.StreamChatResponse(chunk=_chunk("Hel", role=True), route=await _route_for(model))
         if model == "stream-fail-mid":
             await errors.abort(context, SwitchyardError("upstream_unavailable", "upstream went away"))
         if model == "stream-inline-usage":
@@ -142,7 +195,7 @@ class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
             ],
             usage=chat_pb2.Usage(prompt_tokens=3, total_tokens=3),
         )
-        return cs.EmbedResponse(result=result, route=ROUTE)
+        return cs.EmbedResponse(result=result, route=await _route_for(request.params.model))
 
     async def ListModels(self, request: cs.ListModelsRequest, context: Any) -> cs.ListModelsResponse:
         self._record(request, context)
@@ -154,6 +207,14 @@ class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
                 model_pb2.ModelCard(id="embed-test", owned_by="switchyard", created=1690000001),
             ]
         )
+
+    async def GetDeploymentHealth(
+        self, request: cs.GetDeploymentHealthRequest, context: Any
+    ) -> cs.GetDeploymentHealthResponse:
+        self._record(request, context)
+        if self.metadata[-1].get("authorization") != "Bearer admin-key":
+            await errors.abort(context, SwitchyardError("forbidden", "admin only"))
+        return cs.GetDeploymentHealthResponse(deployments=DEPLOYMENTS)
 
 
 class FakeManagement(management_service_pb2_grpc.ManagementServiceServicer):

@@ -361,7 +361,8 @@ def test_embed_request_and_base64_vectors_decode_to_the_floats() -> None:
 
 def test_route_headers() -> None:
     headers = route.route_headers(
-        cs.Route(model_group="g", deployment_id="d", attempts=3, cost=0.25, cache_hit=True, request_id="r")
+        cs.Route(model_group="g", deployment_id="d", attempts=3, cost=0.25, cache_hit=True, request_id="r"),
+        1.234,
     )
     assert headers == {
         "x-switchyard-model-group": "g",
@@ -369,8 +370,26 @@ def test_route_headers() -> None:
         "x-switchyard-attempts": "3",
         "x-switchyard-cache-hit": "true",
         "x-switchyard-response-cost": "0.25",
+        "x-switchyard-overhead-ms": "1.23",
         "x-request-id": "r",
     }
+
+
+@pytest.mark.parametrize(
+    ("elapsed_ms", "upstream_ms", "overhead"),
+    [(105.678, 100.0, "5.68"), (100.0, 100.0, "0.00"), (99.0, 100.5, "0.00"), (0.004, 0.0, "0.00")],
+    ids=["gateway-time", "all-upstream", "never-negative", "rounded"],
+)
+def test_overhead_is_elapsed_minus_upstream(elapsed_ms: float, upstream_ms: float, overhead: str) -> None:
+    headers = route.route_headers(cs.Route(upstream_ms=upstream_ms), elapsed_ms)
+    assert headers["x-switchyard-overhead-ms"] == overhead
+
+
+def test_served_by_group_only_when_a_fallback_answered() -> None:
+    assert "x-switchyard-served-by-group" not in route.route_headers(cs.Route(model_group="g"), 1.0)
+    fallback = route.route_headers(cs.Route(model_group="g", served_by_group="backup"), 1.0)
+    assert fallback["x-switchyard-served-by-group"] == "backup"
+    assert fallback["x-switchyard-model-group"] == "g"
 
 
 def test_spend_filter_hashes_the_key_and_includes_the_end_day() -> None:

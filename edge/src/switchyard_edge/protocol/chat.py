@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from pydantic_core import PydanticCustomError
 
 from switchyard_edge.protocol._common import INT32_MAX, INT64_MAX, ModelName, as_list
+from switchyard_edge.protocol.gateway import GatewayFields
 
 __all__ = [
     "ChatCompletionRequest",
@@ -185,8 +186,10 @@ Penalty = Annotated[float, Field(ge=-2, le=2)]
 TokenLimit = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
-class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions`` body. Extra top-level fields land in ``model_extra``."""
+class ChatCompletionRequest(GatewayFields):
+    """``POST /v1/chat/completions`` body. Extra top-level fields land in ``model_extra``; the
+    gateway's own fields (``cache``, ``tags``, ``metadata``, ``timeout``, ``num_retries``) are
+    declared in :class:`GatewayFields`."""
 
     model_config = ConfigDict(strict=True, extra="allow")
 

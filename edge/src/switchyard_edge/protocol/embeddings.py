@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from switchyard_edge.protocol._common import INT32_MAX, ModelName
+from switchyard_edge.protocol.gateway import GatewayFields
 
 __all__ = ["EmbeddingRequest"]
 
@@ -23,8 +24,9 @@ def _texts(value: Any) -> Any:
     return value
 
 
-class EmbeddingRequest(BaseModel):
-    """``POST /v1/embeddings`` body. Extra top-level fields land in ``model_extra``."""
+class EmbeddingRequest(GatewayFields):
+    """``POST /v1/embeddings`` body. Extra top-level fields land in ``model_extra``; the gateway's
+    own fields are declared in :class:`GatewayFields`."""
 
     model_config = ConfigDict(strict=True, extra="allow")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,3 +26,8 @@ async def call_unary(method: Any, request: Any, api_key: str, deadline: float) -
         return await method(request, metadata=bearer_metadata(api_key), timeout=deadline)
     except grpc.RpcError as exc:
         raise from_grpc(exc) from None
+
+
+def ms_since(started: float) -> float:
+    """Milliseconds elapsed since ``started`` (a ``time.perf_counter()`` reading)."""
+    return (time.perf_counter() - started) * 1000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -10,7 +12,7 @@ from switchyard_edge._context import EdgeContext
 from switchyard_edge._request import caller_key, read_json_object
 from switchyard_edge.protocol import ChatCompletionRequest, parse_body
 from switchyard_edge.responses import JSONBytesResponse, SSEResponse
-from switchyard_edge.routes._common import Endpoint, call_unary
+from switchyard_edge.routes._common import Endpoint, call_unary, ms_since
 from switchyard_edge.streaming import open_stream, relay
 from switchyard_edge.translate import chat as translate
 from switchyard_edge.translate.route import route_headers
@@ -23,6 +25,7 @@ def endpoint(edge: EdgeContext) -> Endpoint:
 
     async def chat_completions(request: Request) -> Response:
         """Create a chat completion (OpenAI API); ``"stream": true`` answers with Server-Sent Events."""
+        started = time.perf_counter()
         body = parse_body(ChatCompletionRequest, await read_json_object(request, edge.max_request_bytes))
         api_key = caller_key(request)
         if body.stream:
@@ -34,10 +37,14 @@ def endpoint(edge: EdgeContext) -> Endpoint:
                 edge.timeout,
             )
             return SSEResponse(
-                relay(call, first, include_usage), headers=route_headers(first.route), on_close=call.cancel
+                relay(call, first, include_usage),
+                headers=route_headers(first.route, ms_since(started)),
+                on_close=call.cancel,
             )
         answer = await call_unary(edge.stubs.completion.Chat, translate.chat_request(body), api_key, edge.timeout)
-        return JSONBytesResponse(translate.completion_json(answer.completion), headers=route_headers(answer.route))
+        return JSONBytesResponse(
+            translate.completion_json(answer.completion), headers=route_headers(answer.route, ms_since(started))
+        )
 
     return chat_completions
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -9,7 +11,7 @@ from switchyard_edge._context import EdgeContext
 from switchyard_edge._request import caller_key, read_json_object
 from switchyard_edge.protocol import EmbeddingRequest, parse_body
 from switchyard_edge.responses import JSONBytesResponse
-from switchyard_edge.routes._common import Endpoint, call_unary
+from switchyard_edge.routes._common import Endpoint, call_unary, ms_since
 from switchyard_edge.translate import embeddings as translate
 from switchyard_edge.translate.route import route_headers
 
@@ -21,12 +23,14 @@ def endpoint(edge: EdgeContext) -> Endpoint:
 
     async def create_embeddings(request: Request) -> Response:
         """Create embeddings (OpenAI API); ``encoding_format`` ``"base64"`` packs little-endian float32."""
+        started = time.perf_counter()
         body = parse_body(EmbeddingRequest, await read_json_object(request, edge.max_request_bytes))
         answer = await call_unary(
             edge.stubs.completion.Embed, translate.embed_request(body), caller_key(request), edge.timeout
         )
         return JSONBytesResponse(
-            translate.embedding_json(answer.result, body.encoding_format), headers=route_headers(answer.route)
+            translate.embedding_json(answer.result, body.encoding_format),
+            headers=route_headers(answer.route, ms_since(started)),
         )
 
     return create_embeddings

@@ -24,6 +24,7 @@ from switchyard_edge.protocol.chat import (
     NamedToolChoice,
 )
 from switchyard_edge.translate._struct import fill_struct
+from switchyard_edge.translate.gateway import fill_gateway, provider_extra
 
 __all__ = [
     "DONE_EVENT",
@@ -136,7 +137,8 @@ def fill_params(chat: ChatCompletionRequest, params: chat_pb2.ChatCompletionPara
         params.stream_options.include_usage = chat.stream_options.include_usage
     if chat.reasoning_effort:
         params.reasoning_effort = chat.reasoning_effort
-    extra = chat.model_extra
+    fill_gateway(chat, params.gateway)
+    extra = provider_extra(chat, chat.model_extra)
     if extra:
         fill_struct(params.extra, extra, "extra")
 

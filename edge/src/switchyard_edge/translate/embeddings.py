@@ -13,6 +13,7 @@ from switchyard.completion.v1 import completion_service_pb2
 from switchyard.type.v1 import embedding_pb2
 from switchyard_edge.protocol.embeddings import EmbeddingRequest
 from switchyard_edge.translate._struct import fill_struct
+from switchyard_edge.translate.gateway import fill_gateway, provider_extra
 
 __all__ = ["embed_request", "embedding_json", "vector_base64"]
 
@@ -29,8 +30,10 @@ def embed_request(body: EmbeddingRequest) -> completion_service_pb2.EmbedRequest
         params.dimensions = body.dimensions
     if body.user:
         params.user = body.user
-    if body.model_extra:
-        fill_struct(params.extra, body.model_extra, "extra")
+    fill_gateway(body, params.gateway)
+    extra = provider_extra(body, body.model_extra)
+    if extra:
+        fill_struct(params.extra, extra, "extra")
     return request
 
 

@@ -25,9 +25,20 @@ from switchyard_core.providers_data import origin, provider_info
 ENV_PREFIX = "os.environ/"
 
 _KNOWN_TOP_LEVEL = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
-_KNOWN_GENERAL = {"master_key", "database_url", "max_request_size_mb", "request_timeout", "allow_private_api_base"}
+_KNOWN_GENERAL = {
+    "master_key",
+    "database_url",
+    "max_request_size_mb",
+    "request_timeout",
+    "allow_private_api_base",
+    # Read by the router (switchyard_router.settings), where LiteLLM users put them.
+    "background_health_checks",
+    "health_check_interval",
+}
 _KNOWN_PARAMS = {
     "model",
+    "max_input_tokens",
+    "context_window",
     "api_base",
     "base_url",
     "api_key",

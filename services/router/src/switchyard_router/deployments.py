@@ -70,6 +70,15 @@ class ModelGroups:
     def names(self) -> list[str]:
         return list(self._groups)
 
+    def members(self, name: str) -> list[Deployment]:
+        """The deployments of group ``name`` (empty when unknown)."""
+        group = self._groups.get(name)
+        return list(group[0]) if group else []
+
+    def all(self) -> list[Deployment]:
+        """Every deployment of every group."""
+        return [member for members, _ in self._groups.values() for member in members]
+
     def __contains__(self, name: str) -> bool:
         return name in self._groups
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,15 @@ from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import api_key_from_metadata, remaining
 from switchyard_router.completion import CompletionRouter
+
+log = logging.getLogger(__name__)
+_INTERNAL = SwitchyardError("internal_error", "Internal gateway error.")
+
+
+async def _internal(context: Any) -> None:
+    # The traceback is for the operator's log; the caller gets the generic error, never internals.
+    log.exception("unexpected error in the router")
+    await errors.abort(context, _INTERNAL)
 
 
 class CompletionServicer(completion_service_pb2_grpc.CompletionServiceServicer):
@@ -25,6 +35,8 @@ class CompletionServicer(completion_service_pb2_grpc.CompletionServiceServicer):
             )
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        except Exception:
+            await _internal(context)
 
     async def StreamChat(self, request: pb.StreamChatRequest, context: Any) -> AsyncIterator[pb.StreamChatResponse]:
         stream = self._router.stream_chat(
@@ -35,6 +47,8 @@ class CompletionServicer(completion_service_pb2_grpc.CompletionServiceServicer):
                 yield message
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        except Exception:
+            await _internal(context)
         finally:
             await stream.aclose()
 
@@ -45,9 +59,23 @@ class CompletionServicer(completion_service_pb2_grpc.CompletionServiceServicer):
             )
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        except Exception:
+            await _internal(context)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
         try:
             return await self._router.list_models(api_key_from_metadata(context))
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        except Exception:
+            await _internal(context)
+
+    async def GetDeploymentHealth(
+        self, request: pb.GetDeploymentHealthRequest, context: Any
+    ) -> pb.GetDeploymentHealthResponse:
+        try:
+            return await self._router.deployment_health(api_key_from_metadata(context))
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        except Exception:
+            await _internal(context)

@@ -37,6 +37,7 @@ class UsageReporter:
         started_ns: int,
         status: str,
         end_user: str = "",
+        cache_hit: bool = False,
     ) -> None:
         ended_ns = time.time_ns()
         record = auth_service_pb2.UsageRecord(
@@ -56,6 +57,7 @@ class UsageReporter:
             status=status,
             operation=operation,
             reservation_id=reservation_id,
+            cache_hit=cache_hit,
         )
         record.start_time.FromNanoseconds(started_ns)
         record.end_time.FromNanoseconds(ended_ns)

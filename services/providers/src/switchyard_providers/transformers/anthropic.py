@@ -81,6 +81,18 @@ import orjson
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.transformers._shared import (
+    INT32_MAX,
+    MAX_MESSAGE,
+    int32,
+    json_or_none,
+    load_object,
+    lower_keys,
+    opt_str,
+    status_reason,
+    str_or_empty,
+    upstream_error,
+)
 from switchyard_providers.transformers.base import (
     StreamParser,
     Transformer,
@@ -195,8 +207,6 @@ _SPECIAL_MESSAGES: dict[tuple[int, str], str] = {
     (429, "upstream_unavailable"): "The upstream provider account reached its spend limit (HTTP 429).",
     (529, "upstream_unavailable"): "The upstream provider is overloaded (HTTP 529).",
 }
-_MAX_MESSAGE = 2000
-_INT32_MAX = 2**31 - 1
 
 # OpenAI parameters without an Anthropic equivalent, with the value that asks for the default
 # (sent that way, they change nothing, so they are accepted and left out).
@@ -249,7 +259,7 @@ class AnthropicTransformer(Transformer):
         if not isinstance(content, list):
             raise bad_response("the message has no 'content' list")
         completion = chat_pb2.ChatCompletion(
-            id=_str(data.get("id")), created=int(time.time()), model=_str(data.get("model"))
+            id=str_or_empty(data.get("id")), created=int(time.time()), model=str_or_empty(data.get("model"))
         )
         choice = completion.choices.add(index=0)
         message = choice.message
@@ -262,9 +272,9 @@ class AnthropicTransformer(Transformer):
                 raise bad_response(f"content[{position}] is not an object")
             kind = block.get("type")
             if kind == "text":
-                texts.append(_str(block.get("text")))
+                texts.append(str_or_empty(block.get("text")))
             elif kind == "thinking":
-                thinking.append(_str(block.get("thinking")))
+                thinking.append(str_or_empty(block.get("thinking")))
             elif kind == "tool_use":
                 name = block.get("name")
                 arguments = orjson.dumps(block.get("input") or {}).decode()
@@ -272,9 +282,9 @@ class AnthropicTransformer(Transformer):
                     json_answer = arguments
                 else:
                     message.tool_calls.add(
-                        id=_str(block.get("id")),
+                        id=str_or_empty(block.get("id")),
                         type="function",
-                        function=chat_pb2.FunctionCall(name=_str(name), arguments=arguments),
+                        function=chat_pb2.FunctionCall(name=str_or_empty(name), arguments=arguments),
                     )
             # Other blocks (redacted_thinking, server tool use and results) have no OpenAI form.
         if json_answer is not None:
@@ -298,16 +308,9 @@ class AnthropicTransformer(Transformer):
         raise _no_embeddings()
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SwitchyardError:
-        lowered = {key.lower(): value for key, value in headers.items()}
+        lowered = lower_keys(headers)
         message, error_type, error_code = error_fields(body)
-        reason = STATUS_REASONS.get(status)
-        if reason is None:
-            if 400 <= status < 500:
-                reason = "invalid_request"
-            elif status >= 500:
-                reason = "upstream_unavailable"
-            else:
-                reason = "upstream_bad_response"
+        reason = status_reason(status, STATUS_REASONS)
         if reason == "invalid_request":
             reason = _refined_by_message(message, reason)
         elif reason == "rate_limit_exceeded" and error_code in SPEND_LIMIT_CODES:
@@ -316,11 +319,12 @@ class AnthropicTransformer(Transformer):
             text = message or f"The upstream rejected the request (HTTP {status})."
         else:
             text = _SPECIAL_MESSAGES.get((status, reason)) or _OWN_MESSAGES[reason].format(status=status)
-        return SwitchyardError(
+        return upstream_error(
             reason,
-            text[:_MAX_MESSAGE],
+            text,
+            status,
             retry_after=retry_after_seconds(lowered) if reason == "rate_limit_exceeded" or status >= 500 else None,
-            metadata={"upstream_status": str(status), **({"upstream_error_type": error_type} if error_type else {})},
+            metadata={"upstream_error_type": error_type} if error_type else None,
         )
 
 
@@ -398,8 +402,8 @@ class AnthropicStreamParser:
         message = event.get("message")
         if not isinstance(message, dict):
             raise bad_response("a message_start event has no 'message' object")
-        self._id = _str(message.get("id"))
-        self._model = _str(message.get("model"))
+        self._id = str_or_empty(message.get("id"))
+        self._model = str_or_empty(message.get("model"))
         self._created = int(time.time())
         usage = message.get("usage")
         if isinstance(usage, dict):
@@ -418,7 +422,7 @@ class AnthropicStreamParser:
             self._blocks[index] = [kind, -1, False]
             text = block.get("text") if kind == "text" else None
             return [self._content_chunk(text)] if isinstance(text, str) and text else []
-        name = _str(block.get("name"))
+        name = str_or_empty(block.get("name"))
         if name == JSON_TOOL_NAME:
             self._blocks[index] = ["json", -1, False]
             return []
@@ -430,7 +434,7 @@ class AnthropicStreamParser:
         delta = chunk.choices.add(index=0).delta
         delta.tool_calls.add(
             index=tool_index,
-            id=_str(block.get("id")),
+            id=str_or_empty(block.get("id")),
             type="function",
             function=chat_pb2.FunctionCallDelta(name=name, arguments=""),
         )
@@ -443,17 +447,17 @@ class AnthropicStreamParser:
             raise bad_response("a content_block_delta event has no 'delta' object")
         kind = delta.get("type")
         if kind == "text_delta":
-            text = _str(delta.get("text"))
+            text = str_or_empty(delta.get("text"))
             return [self._content_chunk(text)] if text else []
         if kind == "thinking_delta":
-            thinking = _str(delta.get("thinking"))
+            thinking = str_or_empty(delta.get("thinking"))
             if not thinking:
                 return []
             chunk = self._chunk()
             chunk.choices.add(index=0).delta.reasoning_content = thinking
             return [chunk]
         if kind == "input_json_delta":
-            fragment = _str(delta.get("partial_json"))
+            fragment = str_or_empty(delta.get("partial_json"))
             block = self._blocks.get(index)
             if block is None:
                 raise bad_response("an input_json_delta event refers to a block that never started")
@@ -615,7 +619,7 @@ def _max_tokens(deployment: deployment_pb2.Deployment, params: chat_pb2.ChatComp
         configured = deployment.params.fields.get("max_tokens")
         if configured is not None and configured.WhichOneof("kind") == "number_value":
             value = configured.number_value
-            if value.is_integer() and 0 < value <= _INT32_MAX:
+            if value.is_integer() and 0 < value <= INT32_MAX:
                 return int(value)
     return DEFAULT_MAX_TOKENS
 
@@ -853,52 +857,33 @@ def finish_reason(stop_reason: Any, *, json_only: bool = False) -> int:
 
 def fill_usage(target: chat_pb2.Usage, usage: Mapping[str, Any]) -> None:
     """Anthropic usage as OpenAI usage (prompt = uncached input + cache reads + cache writes)."""
-    uncached = _int32(usage.get("input_tokens"))
-    cache_read = _int32(usage.get("cache_read_input_tokens"))
-    cache_write = _int32(usage.get("cache_creation_input_tokens"))
-    prompt = min(uncached + cache_read + cache_write, _INT32_MAX)
-    completion = _int32(usage.get("output_tokens"))
+    uncached = int32(usage.get("input_tokens"))
+    cache_read = int32(usage.get("cache_read_input_tokens"))
+    cache_write = int32(usage.get("cache_creation_input_tokens"))
+    prompt = min(uncached + cache_read + cache_write, INT32_MAX)
+    completion = int32(usage.get("output_tokens"))
     target.prompt_tokens = prompt
     target.completion_tokens = completion
-    target.total_tokens = min(prompt + completion, _INT32_MAX)
+    target.total_tokens = min(prompt + completion, INT32_MAX)
     target.cached_tokens = cache_read
     target.cache_creation_tokens = cache_write
 
 
-def load_object(body: bytes, what: str) -> dict[str, Any]:
-    """Decode a JSON object body or raise ``upstream_bad_response`` saying what it looked like."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        stripped = body.lstrip()[:15].lower()
-        if stripped.startswith((b"<!doctype", b"<html")):
-            raise bad_response(f"the {what} is an HTML page, not JSON") from None
-        if not stripped:
-            raise bad_response(f"the {what} is empty") from None
-        raise bad_response(f"the {what} is not valid JSON (truncated or corrupt)") from None
-    if not isinstance(data, dict):
-        raise bad_response(f"the {what} is not a JSON object")
-    return data
-
-
 def error_fields(body: bytes) -> tuple[str, str | None, str | None]:
     """(message, ``error.type``, ``error.details.error_code``) of an Anthropic error body; tolerant."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "", None, None
+    data = json_or_none(body)
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
         return "", None, None
     message = error.get("message")
     details = error.get("details")
     code = details.get("error_code") if isinstance(details, dict) else None
-    return (message if isinstance(message, str) else "", _opt_str(error.get("type")), _opt_str(code))
+    return (message if isinstance(message, str) else "", opt_str(error.get("type")), opt_str(code))
 
 
 def error_in_success_body(error: Any) -> SwitchyardError:
     """A 2xx answer whose body is an error object: its type, never its message."""
-    detail = _opt_str(error.get("type")) if isinstance(error, dict) else None
+    detail = opt_str(error.get("type")) if isinstance(error, dict) else None
     suffix = f" ({detail})" if detail else ""
     return bad_response(f"the upstream answered HTTP 2xx with an error object{suffix}")
 
@@ -910,13 +895,13 @@ def stream_error(error: Any) -> SwitchyardError:
     if isinstance(error, dict):
         raw = error.get("message")
         message = raw if isinstance(raw, str) else ""
-        error_type = _opt_str(error.get("type"))
+        error_type = opt_str(error.get("type"))
     reason = TYPE_REASONS.get(error_type or "", DEFAULT_TYPE_REASON)
     if reason == "invalid_request":
         reason = _refined_by_message(message, reason)
     metadata = {"upstream_error_type": error_type} if error_type else {}
     if reason in _PASS_THROUGH and message:
-        return SwitchyardError(reason, message[:_MAX_MESSAGE], metadata=metadata)
+        return SwitchyardError(reason, message[:MAX_MESSAGE], metadata=metadata)
     suffix = " (overloaded)" if error_type == "overloaded_error" else ""
     return SwitchyardError(
         reason, f"The upstream reported an error in the middle of the stream{suffix}.", metadata=metadata
@@ -936,19 +921,3 @@ def _block_index(event: dict[str, Any]) -> int:
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise bad_response(f"a {event.get('type')} event has no block 'index'")
     return index
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int32(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    if isinstance(value, float) and not value.is_integer():
-        return 0
-    return min(max(int(value), 0), _INT32_MAX)

@@ -92,7 +92,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
@@ -109,6 +108,19 @@ from botocore.session import Session
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
 from switchyard_providers.framing import FrameDecoder
+from switchyard_providers.transformers._shared import (
+    INT32_MAX,
+    MAX_MESSAGE,
+    extend_vector,
+    json_or_none,
+    load_object,
+    lower_keys,
+    new_chat_id,
+    status_reason,
+    str_or_empty,
+    truncated_int32,
+    upstream_error,
+)
 from switchyard_providers.transformers.base import (
     StreamParser,
     Transformer,
@@ -240,8 +252,6 @@ _SPECIAL_MESSAGES: dict[str, str] = {
     "(HTTP 404); check the deployment's model and aws_region_name.",
     "ModelNotReadyException": "The Bedrock model is not ready yet (HTTP 429); retry later.",
 }
-_MAX_MESSAGE = 2000
-_INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +313,7 @@ class BedrockTransformer(Transformer):
     def _request(self, deployment: deployment_pb2.Deployment, action: str, body: bytes, accept: str) -> UpstreamRequest:
         settings = struct_to_python(deployment.params) if deployment.HasField("params") else {}
         signer = self._signer(deployment, settings)
-        base = deployment.api_base or _str(settings.get("aws_bedrock_runtime_endpoint"))
+        base = deployment.api_base or str_or_empty(settings.get("aws_bedrock_runtime_endpoint"))
         base = base.rstrip("/") if base else DEFAULT_ENDPOINT.format(region=signer.region)
         # ':' stays literal and '/' (ARNs) becomes %2F: exactly the path aiohttp (yarl) sends, so
         # the signed canonical URI matches the one AWS computes from the received request.
@@ -320,10 +330,10 @@ class BedrockTransformer(Transformer):
         return UpstreamRequest("POST", url, dict(request.headers.items()), body)
 
     def _signer(self, deployment: deployment_pb2.Deployment, settings: dict[str, Any]) -> _Signer:
-        region = _str(settings.get("aws_region_name"))
-        key_id = _str(settings.get("aws_access_key_id"))
-        secret = _str(settings.get("aws_secret_access_key"))
-        token = _str(settings.get("aws_session_token")) or None
+        region = str_or_empty(settings.get("aws_region_name"))
+        key_id = str_or_empty(settings.get("aws_access_key_id"))
+        secret = str_or_empty(settings.get("aws_secret_access_key"))
+        token = str_or_empty(settings.get("aws_session_token")) or None
         if key_id and secret:
             self._remember(secret, token)
             return _Signer(region or self._chain_region(deployment, settings), Credentials(key_id, secret, token))
@@ -354,14 +364,14 @@ class BedrockTransformer(Transformer):
         A chain that found no credentials is not asked again: restarting the worker picks up
         credentials configured later.
         """
-        key = (deployment.id or deployment.model, _str(settings.get("aws_profile_name")))
+        key = (deployment.id or deployment.model, str_or_empty(settings.get("aws_profile_name")))
         region = self._regions.get(key)
         if region is not None and (not credentials or key in self._credentials):
             return self._credentials.get(key), region
         try:
             session = Session(profile=key[1] or None)
             if region is None:
-                region = _str(session.get_config_variable("region")) or _env_region()
+                region = str_or_empty(session.get_config_variable("region")) or _env_region()
                 self._regions[key] = region
             if credentials:
                 found = session.get_credentials()
@@ -385,7 +395,7 @@ class BedrockTransformer(Transformer):
     # -- responses --------------------------------------------------------------------------
 
     def parse_chat_response(self, status: int, body: bytes) -> chat_pb2.ChatCompletion:
-        data = _load_object(body, "Converse response")
+        data = load_object(body, "Converse response")
         output = data.get("output")
         message = output.get("message") if isinstance(output, dict) else None
         if not isinstance(message, dict):
@@ -395,7 +405,7 @@ class BedrockTransformer(Transformer):
         content = message.get("content")
         if not isinstance(content, list):
             raise bad_response("output.message.content is not a list")
-        completion = chat_pb2.ChatCompletion(id=_new_id(), created=int(time.time()))
+        completion = chat_pb2.ChatCompletion(id=new_chat_id(), created=int(time.time()))
         choice = completion.choices.add(index=0)
         choice.message.role = chat_pb2.ROLE_ASSISTANT
         text: list[str] = []
@@ -413,9 +423,9 @@ class BedrockTransformer(Transformer):
                     text = [arguments]
                     continue
                 choice.message.tool_calls.add(
-                    id=_str(use.get("toolUseId")),
+                    id=str_or_empty(use.get("toolUseId")),
                     type="function",
-                    function=chat_pb2.FunctionCall(name=_str(use.get("name")), arguments=arguments),
+                    function=chat_pb2.FunctionCall(name=str_or_empty(use.get("name")), arguments=arguments),
                 )
             elif isinstance(block.get("reasoningContent"), dict):
                 reasoning = block["reasoningContent"].get("reasoningText")
@@ -436,7 +446,7 @@ class BedrockTransformer(Transformer):
         return BedrockStreamParser()
 
     def parse_embed_response(self, status: int, body: bytes) -> embedding_pb2.EmbeddingResult:
-        data = _load_object(body, "InvokeModel response")
+        data = load_object(body, "InvokeModel response")
         result = embedding_pb2.EmbeddingResult()
         if "embeddings" in data:  # Cohere: {"embeddings": [[...]] | {"float": [[...]]}, "texts", "id"}
             vectors = data["embeddings"]
@@ -455,34 +465,30 @@ class BedrockTransformer(Transformer):
                 raise bad_response("the upstream answered HTTP 2xx with an error object")
             raise bad_response("the embeddings response has neither 'embedding' nor 'embeddings'")
         _fill_vector(result.data.add(index=0), vector, 0)
-        tokens = _int32(data.get("inputTextTokenCount"))
+        tokens = truncated_int32(data.get("inputTextTokenCount"))
         result.usage.prompt_tokens = tokens
         result.usage.total_tokens = tokens
         return result
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SwitchyardError:
-        lowered = {key.lower(): value for key, value in headers.items()}
+        lowered = lower_keys(headers)
         message, body_type = _error_fields(body)
         # "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/" -> the name.
         error_type = (lowered.get("x-amzn-errortype") or body_type or "").split(":", 1)[0].rsplit("#", 1)[-1]
-        reason = ERROR_TYPES.get(error_type) or STATUS_REASONS.get(status)
-        if reason is None:
-            if 400 <= status < 500:
-                reason = "invalid_request"
-            elif status >= 500:
-                reason = "upstream_unavailable"
-            else:
-                reason = "upstream_bad_response"
+        reason = ERROR_TYPES.get(error_type) or status_reason(status, STATUS_REASONS)
         if reason == "invalid_request" and any(p in message.lower() for p in CONTEXT_LENGTH_PHRASES):
             reason = "context_length_exceeded"
         if reason in _PASS_THROUGH:
             text = self._scrub(message) or f"Amazon Bedrock rejected the request (HTTP {status})."
         else:
             text = _SPECIAL_MESSAGES.get(error_type) or _OWN_MESSAGES[reason].format(status=status)
-        metadata = {"upstream_status": str(status)}
-        if error_type:
-            metadata["upstream_error_type"] = error_type
-        return SwitchyardError(reason, text[:_MAX_MESSAGE], retry_after=retry_after_seconds(lowered), metadata=metadata)
+        return upstream_error(
+            reason,
+            text,
+            status,
+            retry_after=retry_after_seconds(lowered),
+            metadata={"upstream_error_type": error_type} if error_type else None,
+        )
 
     def _scrub(self, message: str) -> str:
         for secret in self._secrets:
@@ -552,7 +558,7 @@ class BedrockStreamParser:
     __slots__ = ("_created", "_done", "_finished", "_id", "_json", "_json_blocks", "_tools")
 
     def __init__(self) -> None:
-        self._id = _new_id()
+        self._id = new_chat_id()
         self._created = int(time.time())
         self._tools: dict[int, int] = {}
         """contentBlockIndex -> tool call index."""
@@ -576,7 +582,7 @@ class BedrockStreamParser:
             raise SwitchyardError(
                 "upstream_unavailable", f"Amazon Bedrock reported a stream error ({name or 'unknown'})."
             )
-        event = _load_object(payload, f"{name or 'stream'} event")
+        event = load_object(payload, f"{name or 'stream'} event")
         handler = _EVENT_HANDLERS.get(name)
         return handler(self, event) if handler is not None else []
 
@@ -610,8 +616,8 @@ class BedrockStreamParser:
         index = self._tools.setdefault(block, len(self._tools))
         chunk = self._chunk()
         call = chunk.choices.add(index=0).delta.tool_calls.add(index=index, type="function")
-        call.id = _str(use.get("toolUseId"))
-        call.function.name = _str(use.get("name"))
+        call.id = str_or_empty(use.get("toolUseId"))
+        call.function.name = str_or_empty(use.get("name"))
         call.function.arguments = ""
         return [chunk]
 
@@ -682,7 +688,7 @@ def _stream_exception(name: str, payload: bytes) -> SwitchyardError:
     if reason == "invalid_request" and any(p in message.lower() for p in CONTEXT_LENGTH_PHRASES):
         reason = "context_length_exceeded"
     if reason in _PASS_THROUGH and message:
-        return SwitchyardError(reason, message[:_MAX_MESSAGE])
+        return SwitchyardError(reason, message[:MAX_MESSAGE])
     return SwitchyardError(reason, f"Amazon Bedrock reported {name or 'an error'} in the middle of the stream.")
 
 
@@ -965,13 +971,13 @@ def embed_body(model: str, params: embedding_pb2.EmbeddingParams) -> dict[str, A
 
 def fill_usage(target: chat_pb2.Usage, usage: dict[str, Any]) -> None:
     """Bedrock usage in OpenAI terms: cached and cache-written tokens count in the prompt."""
-    cache_read = _int32(usage.get("cacheReadInputTokens"))
-    cache_write = _int32(usage.get("cacheWriteInputTokens"))
-    prompt = min(_int32(usage.get("inputTokens")) + cache_read + cache_write, _INT32_MAX)
-    completion = _int32(usage.get("outputTokens"))
+    cache_read = truncated_int32(usage.get("cacheReadInputTokens"))
+    cache_write = truncated_int32(usage.get("cacheWriteInputTokens"))
+    prompt = min(truncated_int32(usage.get("inputTokens")) + cache_read + cache_write, INT32_MAX)
+    completion = truncated_int32(usage.get("outputTokens"))
     target.prompt_tokens = prompt
     target.completion_tokens = completion
-    target.total_tokens = min(prompt + completion, _INT32_MAX)
+    target.total_tokens = min(prompt + completion, INT32_MAX)
     target.cached_tokens = cache_read
     target.cache_creation_tokens = cache_write
 
@@ -985,46 +991,21 @@ def _finish_reason(stop_reason: Any, json_answer: bool) -> int:
 def _fill_vector(target: embedding_pb2.Embedding, vector: Any, position: int) -> None:
     if not isinstance(vector, list):
         raise bad_response(f"embedding {position} is not a list of numbers")
-    try:
-        target.vector.extend(vector)
-    except (TypeError, ValueError):
-        raise bad_response(f"embedding {position} holds non-numbers") from None
-
-
-def _load_object(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        stripped = body.lstrip()[:15].lower()
-        if stripped.startswith((b"<!doctype", b"<html")):
-            raise bad_response(f"the {what} is an HTML page, not JSON") from None
-        if not stripped:
-            raise bad_response(f"the {what} is empty") from None
-        raise bad_response(f"the {what} is not valid JSON (truncated or corrupt)") from None
-    if not isinstance(data, dict):
-        raise bad_response(f"the {what} is not a JSON object")
-    return data
+    extend_vector(target, vector, f"embedding {position}")
 
 
 def _error_fields(body: bytes) -> tuple[str, str]:
     """(message, __type) of an AWS JSON error body; tolerant of other shapes."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "", ""
+    data = json_or_none(body)
     if not isinstance(data, dict):
         return "", ""
     message = data.get("message", data.get("Message", ""))
-    return (message if isinstance(message, str) else "", _str(data.get("__type")))
+    return (message if isinstance(message, str) else "", str_or_empty(data.get("__type")))
 
 
 def _block_index(event: dict[str, Any]) -> int:
     index = event.get("contentBlockIndex", 0)
     return index if isinstance(index, int) and not isinstance(index, bool) else 0
-
-
-def _new_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
 
 
 def _no_region() -> NoReturn:
@@ -1037,13 +1018,3 @@ def _no_region() -> NoReturn:
 def _env_region() -> str:
     # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda, ECS and the other SDKs set.
     return os.environ.get("AWS_REGION", "")
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _int32(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    return min(max(int(value), 0), _INT32_MAX)

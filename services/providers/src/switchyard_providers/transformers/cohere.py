@@ -42,6 +42,16 @@ import orjson
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.transformers._shared import (
+    error_fields,
+    extend_vector,
+    load_object,
+    lower_keys,
+    status_reason,
+    str_or_empty,
+    truncated_int32,
+    upstream_error,
+)
 from switchyard_providers.transformers.base import (
     StreamParser,
     Transformer,
@@ -51,7 +61,6 @@ from switchyard_providers.transformers.base import (
     retry_after_seconds,
     struct_to_python,
 )
-from switchyard_providers.transformers.openai import error_fields, load_object
 
 __all__ = ["DEFAULT_API_BASE", "CohereStreamParser", "CohereTransformer"]
 
@@ -112,8 +121,6 @@ _SPECIAL_MESSAGES: dict[int, str] = {
     404: "Cohere does not know this deployment's model or URL (HTTP 404); check the deployment's model and api_base.",
 }
 _PASS_THROUGH = frozenset({"invalid_request", "context_length_exceeded", "request_too_large"})
-_MAX_MESSAGE = 2000
-_INT32_MAX = 2**31 - 1
 _TOP_P_RANGE = (0.01, 0.99)
 
 
@@ -181,7 +188,7 @@ class CohereTransformer(Transformer):
         finish = data.get("finish_reason")
         if finish in ERROR_FINISH_REASONS:
             raise _generation_failed(finish)
-        completion = chat_pb2.ChatCompletion(id=_str(data.get("id")), created=int(time.time()))
+        completion = chat_pb2.ChatCompletion(id=str_or_empty(data.get("id")), created=int(time.time()))
         choice = completion.choices.add(index=0)
         target = choice.message
         target.role = chat_pb2.ROLE_ASSISTANT
@@ -218,42 +225,26 @@ class CohereTransformer(Transformer):
         for position, vector in enumerate(vectors):
             if not isinstance(vector, list):
                 raise bad_response(f"embeddings.float[{position}] is not a list")
-            embedding = result.data.add(index=position)
-            try:
-                embedding.vector.extend(vector)
-            except (TypeError, ValueError):
-                raise bad_response(f"embeddings.float[{position}] holds non-numbers") from None
+            extend_vector(result.data.add(index=position), vector, f"embeddings.float[{position}]")
         meta = data.get("meta")
         billed = meta.get("billed_units") if isinstance(meta, dict) else None
         if isinstance(billed, dict):
-            tokens = _count(billed.get("input_tokens"))
+            tokens = truncated_int32(billed.get("input_tokens"))
             result.usage.prompt_tokens = tokens
             result.usage.total_tokens = tokens
         return result
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SwitchyardError:
-        lowered = {key.lower(): value for key, value in headers.items()}
+        lowered = lower_keys(headers)
         message = error_fields(body)[0]
-        reason = STATUS_REASONS.get(status)
-        if reason is None:
-            if 400 <= status < 500:
-                reason = "invalid_request"
-            elif status >= 500:
-                reason = "upstream_unavailable"
-            else:
-                reason = "upstream_bad_response"
+        reason = status_reason(status, STATUS_REASONS)
         if reason == "invalid_request" and message.lower().startswith(CONTEXT_LENGTH_PREFIX):
             reason = "context_length_exceeded"
         if reason in _PASS_THROUGH:
             text = message or f"Cohere rejected the request (HTTP {status})."
         else:
             text = _SPECIAL_MESSAGES.get(status) or _OWN_MESSAGES[reason].format(status=status)
-        return SwitchyardError(
-            reason,
-            text[:_MAX_MESSAGE],
-            retry_after=retry_after_seconds(lowered),
-            metadata={"upstream_status": str(status)},
-        )
+        return upstream_error(reason, text, status, retry_after=retry_after_seconds(lowered))
 
 
 class CohereStreamParser:
@@ -305,7 +296,7 @@ class CohereStreamParser:
         return chunk, choice
 
     def _message_start(self, event: dict[str, Any]) -> list[chat_pb2.ChatCompletionChunk]:
-        self._id = _str(event.get("id"))
+        self._id = str_or_empty(event.get("id"))
         chunk, choice = self._chunk()
         choice.delta.content = ""
         return [chunk]
@@ -332,9 +323,9 @@ class CohereStreamParser:
         self._call_indexes[_event_index(event, index)] = index
         function = _object(call.get("function"))
         chunk, choice = self._chunk()
-        delta = choice.delta.tool_calls.add(index=index, type=_str(call.get("type")) or "function")
-        delta.id = _str(call.get("id"))
-        delta.function.name = _str(function.get("name"))
+        delta = choice.delta.tool_calls.add(index=index, type=str_or_empty(call.get("type")) or "function")
+        delta.id = str_or_empty(call.get("id"))
+        delta.function.name = str_or_empty(function.get("name"))
         delta.function.arguments = _arguments(function.get("arguments"))
         return [chunk]
 
@@ -533,10 +524,10 @@ def _tool_call(call: Any, position: int) -> chat_pb2.ToolCall:
     if not isinstance(function, dict):
         raise bad_response(f"message.tool_calls[{position}] has no function")
     return chat_pb2.ToolCall(
-        id=_str(call.get("id")),
-        type=_str(call.get("type")) or "function",
+        id=str_or_empty(call.get("id")),
+        type=str_or_empty(call.get("type")) or "function",
         function=chat_pb2.FunctionCall(
-            name=_str(function.get("name")), arguments=_arguments(function.get("arguments"))
+            name=str_or_empty(function.get("name")), arguments=_arguments(function.get("arguments"))
         ),
     )
 
@@ -552,10 +543,10 @@ def _fill_usage(target: chat_pb2.Usage, usage: dict[str, Any]) -> None:
     if not isinstance(counts, dict) or "input_tokens" not in counts:
         counts = usage.get("tokens")
     if isinstance(counts, dict):
-        target.prompt_tokens = _count(counts.get("input_tokens"))
-        target.completion_tokens = _count(counts.get("output_tokens"))
+        target.prompt_tokens = truncated_int32(counts.get("input_tokens"))
+        target.completion_tokens = truncated_int32(counts.get("output_tokens"))
     target.total_tokens = target.prompt_tokens + target.completion_tokens
-    target.cached_tokens = _count(usage.get("cached_tokens"))
+    target.cached_tokens = truncated_int32(usage.get("cached_tokens"))
 
 
 def _delta_message(event: dict[str, Any]) -> dict[str, Any]:
@@ -571,14 +562,3 @@ def _object(value: Any) -> dict[str, Any]:
 def _event_index(event: dict[str, Any], default: int) -> int:
     index = event.get("index")
     return index if isinstance(index, int) and not isinstance(index, bool) else default
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _count(value: Any) -> int:
-    """A token count: Cohere sends numbers (sometimes as floats); anything else is 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        return 0
-    return min(max(int(value), 0), _INT32_MAX)

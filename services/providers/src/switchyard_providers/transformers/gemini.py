@@ -83,7 +83,6 @@ import logging
 import mimetypes
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,6 +92,19 @@ import orjson
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.transformers._shared import (
+    INT32_MAX,
+    MAX_MESSAGE,
+    clamp_int32,
+    extend_vector,
+    json_or_none,
+    load_object,
+    lower_keys,
+    new_chat_id,
+    status_reason,
+    str_or_empty,
+    upstream_error,
+)
 from switchyard_providers.transformers.base import (
     StreamParser,
     Transformer,
@@ -246,8 +258,6 @@ _NOT_FOUND_MESSAGE = (
     "The upstream does not know this deployment's model, project or URL (HTTP 404); "
     "check the deployment's model, vertex_project, vertex_location and api_base."
 )
-_MAX_MESSAGE = 2000
-_INT32_MAX = 2**31 - 1
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[^;,]*)*?);base64,(.*)$", re.DOTALL)
 
@@ -323,9 +333,9 @@ class GeminiTransformer(Transformer):
         data = load_object(body, "generateContent response")
         candidates = _candidates(data)
         completion = chat_pb2.ChatCompletion(
-            id=_str(data.get("responseId")) or _new_id(),
+            id=str_or_empty(data.get("responseId")) or new_chat_id(),
             created=_created(data.get("createTime")),
-            model=_str(data.get("modelVersion")),
+            model=str_or_empty(data.get("modelVersion")),
         )
         for position, candidate in enumerate(candidates):
             choice = completion.choices.add()
@@ -360,16 +370,9 @@ class GeminiTransformer(Transformer):
         return result
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SwitchyardError:
-        lowered = {key.lower(): value for key, value in headers.items()}
+        lowered = lower_keys(headers)
         error = error_fields(body)
-        reason = STATUS_REASONS.get(status)
-        if reason is None:
-            if 400 <= status < 500:
-                reason = "invalid_request"
-            elif status >= 500:
-                reason = "upstream_unavailable"
-            else:
-                reason = "upstream_bad_response"
+        reason = status_reason(status, STATUS_REASONS)
         if error.reasons & AUTH_ERROR_REASONS:
             reason = "upstream_auth_error"
         elif reason == "invalid_request" and CONTEXT_LENGTH_PATTERN.search(error.message):
@@ -471,7 +474,7 @@ class VertexTransformer(GeminiTransformer):
             statistics = embeddings.get("statistics")
             if isinstance(statistics, dict):
                 prompt += _int32(statistics.get("token_count"))
-        result.usage.prompt_tokens = min(prompt, _INT32_MAX)
+        result.usage.prompt_tokens = min(prompt, INT32_MAX)
         result.usage.total_tokens = result.usage.prompt_tokens
         return result
 
@@ -836,22 +839,6 @@ def _thinking_config(model: str, effort: str) -> dict[str, Any]:
 # -- response pieces ------------------------------------------------------------------------------
 
 
-def load_object(body: bytes, what: str) -> dict[str, Any]:
-    """Decode a JSON object body or raise ``upstream_bad_response`` saying what it looked like."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        stripped = body.lstrip()[:15].lower()
-        if stripped.startswith((b"<!doctype", b"<html")):
-            raise bad_response(f"the {what} is an HTML page, not JSON") from None
-        if not stripped:
-            raise bad_response(f"the {what} is empty") from None
-        raise bad_response(f"the {what} is not valid JSON (truncated or corrupt)") from None
-    if not isinstance(data, dict):
-        raise bad_response(f"the {what} is not a JSON object")
-    return data
-
-
 def _candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The candidates of a GenerateContentResponse; raises for a blocked prompt or an unusable body."""
     candidates = data.get("candidates")
@@ -939,11 +926,11 @@ def finish_reason(raw: Any, called: bool) -> int:
 def fill_usage(target: chat_pb2.Usage, usage: dict[str, Any]) -> None:
     """Copy usageMetadata; thoughts count as completion tokens, as OpenAI counts reasoning tokens."""
     thoughts = _int32(usage.get("thoughtsTokenCount"))
-    prompt = min(_int32(usage.get("promptTokenCount")) + _int32(usage.get("toolUsePromptTokenCount")), _INT32_MAX)
-    completion = min(_int32(usage.get("candidatesTokenCount")) + thoughts, _INT32_MAX)
+    prompt = min(_int32(usage.get("promptTokenCount")) + _int32(usage.get("toolUsePromptTokenCount")), INT32_MAX)
+    completion = min(_int32(usage.get("candidatesTokenCount")) + thoughts, INT32_MAX)
     target.prompt_tokens = prompt
     target.completion_tokens = completion
-    target.total_tokens = min(prompt + completion, _INT32_MAX)
+    target.total_tokens = min(prompt + completion, INT32_MAX)
     target.cached_tokens = _int32(usage.get("cachedContentTokenCount"))
     target.reasoning_tokens = thoughts
 
@@ -951,10 +938,7 @@ def fill_usage(target: chat_pb2.Usage, usage: dict[str, Any]) -> None:
 def _fill_vector(target: embedding_pb2.Embedding, values: Any, position: int) -> None:
     if not isinstance(values, list):
         raise bad_response(f"embedding {position} has no 'values' list")
-    try:
-        target.vector.extend(values)
-    except (TypeError, ValueError):
-        raise bad_response(f"embedding {position} holds non-numbers") from None
+    extend_vector(target, values, f"embedding {position}")
 
 
 @dataclass(frozen=True)
@@ -974,10 +958,7 @@ def error_fields(body: bytes) -> GoogleError:
 
     Vertex sometimes wraps the object in a one-element list.
     """
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return GoogleError()
+    data = json_or_none(body)
     if isinstance(data, list) and data:
         data = data[0]
     error = data.get("error") if isinstance(data, dict) else None
@@ -1025,12 +1006,7 @@ def _error(reason: str, message: str, status: int, retry_after: float | None) ->
         text = _NOT_FOUND_MESSAGE
     else:
         text = _OWN_MESSAGES[reason].format(status=status)
-    return SwitchyardError(
-        reason,
-        text[:_MAX_MESSAGE],
-        retry_after=retry_after if reason == "rate_limit_exceeded" else None,
-        metadata={"upstream_status": str(status)},
-    )
+    return upstream_error(reason, text, status, retry_after=retry_after if reason == "rate_limit_exceeded" else None)
 
 
 def stream_error(error: Any) -> SwitchyardError:
@@ -1046,7 +1022,7 @@ def stream_error(error: Any) -> SwitchyardError:
     elif reason == "invalid_request" and CONTEXT_LENGTH_PATTERN.search(fields.message):
         reason = "context_length_exceeded"
     if reason in _PASS_THROUGH and fields.message:
-        return SwitchyardError(reason, fields.message[:_MAX_MESSAGE])
+        return SwitchyardError(reason, fields.message[:MAX_MESSAGE])
     return SwitchyardError(
         reason,
         "The upstream reported an error in the middle of the stream.",
@@ -1091,9 +1067,9 @@ class GeminiStreamParser:
         if "error" in event and "candidates" not in event:
             raise stream_error(event["error"])
         if not self._id:
-            self._id = _str(event.get("responseId")) or _new_id()
+            self._id = str_or_empty(event.get("responseId")) or new_chat_id()
             self._created = _created(event.get("createTime"))
-        self._model = self._model or _str(event.get("modelVersion"))
+        self._model = self._model or str_or_empty(event.get("modelVersion"))
         usage = event.get("usageMetadata")
         if isinstance(usage, dict):
             self._usage = usage
@@ -1168,10 +1144,6 @@ class GeminiStreamParser:
 # -- small helpers --------------------------------------------------------------------------------
 
 
-def _new_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
-
-
 def _created(value: Any) -> int:
     """Vertex's createTime (RFC 3339) as a Unix time; AI Studio sends none, so: now."""
     if isinstance(value, str) and value:
@@ -1180,10 +1152,6 @@ def _created(value: Any) -> int:
         except ValueError:
             pass
     return int(time.time())
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _int(value: Any) -> int:
@@ -1203,8 +1171,8 @@ def _index(value: Any, default: int) -> int:
     if value is None:
         return default
     index = _int(value)
-    return index if 0 <= index <= _INT32_MAX else default
+    return index if 0 <= index <= INT32_MAX else default
 
 
 def _int32(value: Any) -> int:
-    return min(max(_int(value), 0), _INT32_MAX)
+    return clamp_int32(_int(value))

@@ -39,7 +39,6 @@ from __future__ import annotations
 import calendar
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -48,6 +47,17 @@ import orjson
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
 from switchyard_providers.framing import FrameDecoder, NDJSONDecoder
+from switchyard_providers.transformers._shared import (
+    error_fields,
+    extend_vector,
+    int32,
+    load_object,
+    lower_keys,
+    new_chat_id,
+    status_reason,
+    str_or_empty,
+    upstream_error,
+)
 from switchyard_providers.transformers.base import (
     StreamParser,
     Transformer,
@@ -57,7 +67,7 @@ from switchyard_providers.transformers.base import (
     retry_after_seconds,
     struct_to_python,
 )
-from switchyard_providers.transformers.openai import CONTEXT_LENGTH_PHRASES, error_fields, load_object
+from switchyard_providers.transformers.openai import CONTEXT_LENGTH_PHRASES
 
 __all__ = ["DEFAULT_API_BASE", "OllamaChatTransformer", "OllamaStreamParser", "OllamaTransformer"]
 
@@ -139,8 +149,6 @@ _SPECIAL_MESSAGES: dict[int, str] = {
     "and api_base.",
 }
 _PASS_THROUGH = frozenset({"invalid_request", "context_length_exceeded", "request_too_large"})
-_MAX_MESSAGE = 2000
-_INT32_MAX = 2**31 - 1
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
 
@@ -210,9 +218,9 @@ class OllamaTransformer(Transformer):
             if "error" in data:
                 raise bad_response("the upstream answered HTTP 2xx with an error object")
             raise bad_response("the chat response has no 'message' object")
-        completion_id = _new_id()
+        completion_id = new_chat_id()
         completion = chat_pb2.ChatCompletion(
-            id=completion_id, created=_created(data.get("created_at")), model=_str(data.get("model"))
+            id=completion_id, created=_created(data.get("created_at")), model=str_or_empty(data.get("model"))
         )
         choice = completion.choices.add(index=0)
         target = choice.message
@@ -248,43 +256,27 @@ class OllamaTransformer(Transformer):
             if "error" in data:
                 raise bad_response("the upstream answered HTTP 2xx with an error object")
             raise bad_response("the embed response has no 'embeddings' list")
-        result = embedding_pb2.EmbeddingResult(model=_str(data.get("model")))
+        result = embedding_pb2.EmbeddingResult(model=str_or_empty(data.get("model")))
         for position, vector in enumerate(vectors):
             if not isinstance(vector, list):
                 raise bad_response(f"embeddings[{position}] is not a list")
-            embedding = result.data.add(index=position)
-            try:
-                embedding.vector.extend(vector)
-            except (TypeError, ValueError):
-                raise bad_response(f"embeddings[{position}] holds non-numbers") from None
-        tokens = _count(data.get("prompt_eval_count"))
+            extend_vector(result.data.add(index=position), vector, f"embeddings[{position}]")
+        tokens = int32(data.get("prompt_eval_count"))
         result.usage.prompt_tokens = tokens
         result.usage.total_tokens = tokens
         return result
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SwitchyardError:
-        lowered = {key.lower(): value for key, value in headers.items()}
+        lowered = lower_keys(headers)
         message = error_fields(body)[0]
-        reason = STATUS_REASONS.get(status)
-        if reason is None:
-            if 400 <= status < 500:
-                reason = "invalid_request"
-            elif status >= 500:
-                reason = "upstream_unavailable"
-            else:
-                reason = "upstream_bad_response"
+        reason = status_reason(status, STATUS_REASONS)
         if reason == "invalid_request" and any(phrase in message.lower() for phrase in CONTEXT_LENGTH_PHRASES):
             reason = "context_length_exceeded"
         if reason in _PASS_THROUGH:
             text = message or f"Ollama rejected the request (HTTP {status})."
         else:
             text = _SPECIAL_MESSAGES.get(status) or _OWN_MESSAGES[reason].format(status=status)
-        return SwitchyardError(
-            reason,
-            text[:_MAX_MESSAGE],
-            retry_after=retry_after_seconds(lowered),
-            metadata={"upstream_status": str(status)},
-        )
+        return upstream_error(reason, text, status, retry_after=retry_after_seconds(lowered))
 
 
 class OllamaChatTransformer(OllamaTransformer):
@@ -303,7 +295,7 @@ class OllamaStreamParser:
     __slots__ = ("_calls", "_created", "_done", "_id", "_role_sent")
 
     def __init__(self) -> None:
-        self._id = _new_id()
+        self._id = new_chat_id()
         self._created = 0
         self._done = False
         self._role_sent = False
@@ -321,7 +313,7 @@ class OllamaStreamParser:
             raise SwitchyardError("upstream_unavailable", "Ollama reported an error in the middle of the stream.")
         if not self._created:
             self._created = _created(line.get("created_at"))
-        model = _str(line.get("model"))
+        model = str_or_empty(line.get("model"))
         chunks: list[chat_pb2.ChatCompletionChunk] = []
         message = line.get("message")
         if message is not None and not isinstance(message, dict):
@@ -502,10 +494,6 @@ def _format_json(response_format: chat_pb2.ResponseFormat) -> Any:
 # -- response pieces ----------------------------------------------------------------------------
 
 
-def _new_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
-
-
 def _created(value: Any) -> int:
     """Unix seconds of Ollama's RFC 3339 ``created_at`` (nanosecond fractions, any offset)."""
     match = _TIMESTAMP.match(value) if isinstance(value, str) else None
@@ -545,16 +533,6 @@ def _tool_call(call: Any, completion_id: str, position: int) -> chat_pb2.ToolCal
 
 
 def _fill_usage(target: chat_pb2.Usage, data: dict[str, Any]) -> None:
-    target.prompt_tokens = _count(data.get("prompt_eval_count"))
-    target.completion_tokens = _count(data.get("eval_count"))
+    target.prompt_tokens = int32(data.get("prompt_eval_count"))
+    target.completion_tokens = int32(data.get("eval_count"))
     target.total_tokens = target.prompt_tokens + target.completion_tokens
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return 0
-    return min(max(value, 0), _INT32_MAX)

@@ -37,6 +37,20 @@ import orjson
 
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
+from switchyard_providers.transformers._shared import (
+    INT32_MAX,
+    MAX_MESSAGE,
+    error_fields,
+    extend_vector,
+    int32,
+    load_object,
+    lower_keys,
+    opt_str,
+    status_reason,
+    str_or_empty,
+    upstream_error,
+    whole_int,
+)
 from switchyard_providers.transformers.base import (
     StreamParser,
     Transformer,
@@ -122,8 +136,6 @@ _SPECIAL_MESSAGES: dict[tuple[int, str], str] = {
     "check the deployment's model and api_base.",
     (429, "upstream_unavailable"): "The upstream provider account has exhausted its quota (HTTP 429).",
 }
-_MAX_MESSAGE = 2000
-_INT32_MAX = 2**31 - 1
 
 
 class OpenAITransformer(Transformer):
@@ -188,10 +200,10 @@ class OpenAITransformer(Transformer):
                 raise error_in_success_body(data["error"])
             raise bad_response("the chat completion has no 'choices' list")
         completion = chat_pb2.ChatCompletion(
-            id=_str(data.get("id")),
-            created=_int(data.get("created")),
-            model=_str(data.get("model")),
-            system_fingerprint=_str(data.get("system_fingerprint")),
+            id=str_or_empty(data.get("id")),
+            created=whole_int(data.get("created")),
+            model=str_or_empty(data.get("model")),
+            system_fingerprint=str_or_empty(data.get("system_fingerprint")),
         )
         for position, choice in enumerate(choices):
             if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
@@ -217,7 +229,7 @@ class OpenAITransformer(Transformer):
             if "error" in data:
                 raise error_in_success_body(data["error"])
             raise bad_response("the embeddings response has no 'data' list")
-        result = embedding_pb2.EmbeddingResult(model=_str(data.get("model")))
+        result = embedding_pb2.EmbeddingResult(model=str_or_empty(data.get("model")))
         indexes: list[int] = []
         for position, item in enumerate(items):
             if not isinstance(item, dict):
@@ -238,16 +250,9 @@ class OpenAITransformer(Transformer):
         return result
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SwitchyardError:
-        lowered = {key.lower(): value for key, value in headers.items()}
+        lowered = lower_keys(headers)
         message, error_type, code, param = error_fields(body)
-        reason = STATUS_REASONS.get(status)
-        if reason is None:
-            if 400 <= status < 500:
-                reason = "invalid_request"
-            elif status >= 500:
-                reason = "upstream_unavailable"
-            else:
-                reason = "upstream_bad_response"
+        reason = status_reason(status, STATUS_REASONS)
         refined = CODE_REASONS.get((reason, code or "")) or CODE_REASONS.get((reason, error_type or ""))
         if refined is not None:
             reason = refined
@@ -258,13 +263,7 @@ class OpenAITransformer(Transformer):
         else:
             text = _SPECIAL_MESSAGES.get((status, reason)) or _OWN_MESSAGES[reason].format(status=status)
             param = None
-        return SwitchyardError(
-            reason,
-            text[:_MAX_MESSAGE],
-            param=param,
-            retry_after=retry_after_seconds(lowered),
-            metadata={"upstream_status": str(status)},
-        )
+        return upstream_error(reason, text, status, param=param, retry_after=retry_after_seconds(lowered))
 
 
 class OpenAIStreamParser:
@@ -300,10 +299,10 @@ class OpenAIStreamParser:
         if choices is None and "error" in event:
             raise stream_error(event["error"])
         chunk = chat_pb2.ChatCompletionChunk(
-            id=_str(event.get("id")),
-            created=_int(event.get("created")),
-            model=_str(event.get("model")),
-            system_fingerprint=_str(event.get("system_fingerprint")),
+            id=str_or_empty(event.get("id")),
+            created=whole_int(event.get("created")),
+            model=str_or_empty(event.get("model")),
+            system_fingerprint=str_or_empty(event.get("system_fingerprint")),
         )
         if isinstance(choices, list):
             for position, choice in enumerate(choices):
@@ -361,7 +360,7 @@ class OpenAIStreamParser:
     def _fill_tool_call(self, target: chat_pb2.ToolCallDelta, call: dict[str, Any], choice: int) -> None:
         call_id = call.get("id")
         index = call.get("index")
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= _INT32_MAX:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= INT32_MAX:
             known = self._call_indexes.setdefault(choice, {})
             if isinstance(call_id, str) and call_id:
                 index = known.setdefault(call_id, len(known))
@@ -507,22 +506,6 @@ def response_format_json(response_format: chat_pb2.ResponseFormat) -> dict[str, 
 # -- response pieces ---------------------------------------------------------------------------
 
 
-def load_object(body: bytes, what: str) -> dict[str, Any]:
-    """Decode a JSON object body or raise ``upstream_bad_response`` saying what it looked like."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        stripped = body.lstrip()[:15].lower()
-        if stripped.startswith((b"<!doctype", b"<html")):
-            raise bad_response(f"the {what} is an HTML page, not JSON") from None
-        if not stripped:
-            raise bad_response(f"the {what} is empty") from None
-        raise bad_response(f"the {what} is not valid JSON (truncated or corrupt)") from None
-    if not isinstance(data, dict):
-        raise bad_response(f"the {what} is not a JSON object")
-    return data
-
-
 def fill_message(target: chat_pb2.Message, message: dict[str, Any], position: int) -> None:
     """Copy an OpenAI response message into ``target``."""
     role = message.get("role")
@@ -553,33 +536,30 @@ def fill_message(target: chat_pb2.Message, message: dict[str, Any], position: in
             if not isinstance(arguments, str):
                 arguments = "{}" if arguments is None else orjson.dumps(arguments).decode()
             target.tool_calls.add(
-                id=_str(call.get("id")),
-                type=_str(call.get("type")) or "function",
-                function=chat_pb2.FunctionCall(name=_str(function.get("name")), arguments=arguments),
+                id=str_or_empty(call.get("id")),
+                type=str_or_empty(call.get("type")) or "function",
+                function=chat_pb2.FunctionCall(name=str_or_empty(function.get("name")), arguments=arguments),
             )
 
 
 def fill_usage(target: chat_pb2.Usage, usage: dict[str, Any]) -> None:
     """Copy OpenAI usage, including cached prompt and reasoning token details."""
-    prompt = _int32(usage.get("prompt_tokens"))
-    completion = _int32(usage.get("completion_tokens"))
+    prompt = int32(usage.get("prompt_tokens"))
+    completion = int32(usage.get("completion_tokens"))
     target.prompt_tokens = prompt
     target.completion_tokens = completion
-    target.total_tokens = _int32(usage.get("total_tokens")) or prompt + completion
+    target.total_tokens = int32(usage.get("total_tokens")) or prompt + completion
     prompt_details = usage.get("prompt_tokens_details")
     if isinstance(prompt_details, dict):
-        target.cached_tokens = _int32(prompt_details.get("cached_tokens"))
+        target.cached_tokens = int32(prompt_details.get("cached_tokens"))
     completion_details = usage.get("completion_tokens_details")
     if isinstance(completion_details, dict):
-        target.reasoning_tokens = _int32(completion_details.get("reasoning_tokens"))
+        target.reasoning_tokens = int32(completion_details.get("reasoning_tokens"))
 
 
 def _fill_vector(target: embedding_pb2.Embedding, vector: Any, position: int) -> None:
     if isinstance(vector, list):
-        try:
-            target.vector.extend(vector)
-        except (TypeError, ValueError):
-            raise bad_response(f"data[{position}].embedding holds non-numbers") from None
+        extend_vector(target, vector, f"data[{position}].embedding")
     elif isinstance(vector, str):
         # encoding_format=base64: little-endian float32, which some servers send regardless.
         try:
@@ -596,31 +576,11 @@ def _fill_vector(target: embedding_pb2.Embedding, vector: Any, position: int) ->
         raise bad_response(f"data[{position}] has no 'embedding' vector")
 
 
-def error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
-    """(message, type, code, param) of an OpenAI error body; tolerant of other shapes."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "", None, None, None
-    error = data.get("error", data) if isinstance(data, dict) else None
-    if isinstance(error, str):
-        return error, None, None, None
-    if not isinstance(error, dict):
-        return "", None, None, None
-    message = error.get("message") or error.get("detail") or ""
-    return (
-        message if isinstance(message, str) else "",
-        _opt_str(error.get("type")),
-        _opt_str(error.get("code")),
-        _opt_str(error.get("param")),
-    )
-
-
 def error_in_success_body(error: Any) -> SwitchyardError:
     """A 2xx answer whose body is an error object: its type/code, never its message."""
     detail = ""
     if isinstance(error, dict):
-        detail = _opt_str(error.get("code")) or _opt_str(error.get("type")) or ""
+        detail = opt_str(error.get("code")) or opt_str(error.get("type")) or ""
     suffix = f" ({detail})" if detail else ""
     return bad_response(f"the upstream answered HTTP 2xx with an error object{suffix}")
 
@@ -643,7 +603,7 @@ def stream_error(error: Any) -> SwitchyardError:
     if isinstance(error, dict):
         raw = error.get("message")
         message = raw if isinstance(raw, str) else ""
-        error_type, code = _opt_str(error.get("type")), _opt_str(error.get("code"))
+        error_type, code = opt_str(error.get("type")), opt_str(error.get("code"))
     elif isinstance(error, str):
         message = error
     reason = (
@@ -652,32 +612,10 @@ def stream_error(error: Any) -> SwitchyardError:
         or _DEFAULT_STREAM_ERROR_REASON
     )
     if reason in _PASS_THROUGH and message:
-        return SwitchyardError(reason, message[:_MAX_MESSAGE])
+        return SwitchyardError(reason, message[:MAX_MESSAGE])
     return SwitchyardError(reason, "The upstream reported an error in the middle of the stream.")
 
 
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any, default: int = 0) -> int:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return default
-
-
 def _index(value: Any, default: int) -> int:
-    index = _int(value, default)
-    return index if 0 <= index <= _INT32_MAX else default
-
-
-def _int32(value: Any) -> int:
-    return min(max(_int(value), 0), _INT32_MAX)
+    index = whole_int(value, default)
+    return index if 0 <= index <= INT32_MAX else default

@@ -56,6 +56,11 @@ class CompletionServiceStub:
                 request_serializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetDeploymentHealth = channel.unary_unary(
+                '/switchyard.completion.v1.CompletionService/GetDeploymentHealth',
+                request_serializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.GetDeploymentHealthRequest.SerializeToString,
+                response_deserializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.GetDeploymentHealthResponse.FromString,
+                _registered_method=True)
 
 
 class CompletionServiceServicer:
@@ -91,6 +96,13 @@ class CompletionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDeploymentHealth(self, request, context):
+        """GetDeploymentHealth reports each deployment's state (admin callers only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CompletionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +125,11 @@ def add_CompletionServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.ListModelsRequest.FromString,
                     response_serializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetDeploymentHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeploymentHealth,
+                    request_deserializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.GetDeploymentHealthRequest.FromString,
+                    response_serializer=switchyard_dot_completion_dot_v1_dot_completion__service__pb2.GetDeploymentHealthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +242,33 @@ class CompletionService:
             '/switchyard.completion.v1.CompletionService/ListModels',
             switchyard_dot_completion_dot_v1_dot_completion__service__pb2.ListModelsRequest.SerializeToString,
             switchyard_dot_completion_dot_v1_dot_completion__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeploymentHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.completion.v1.CompletionService/GetDeploymentHealth',
+            switchyard_dot_completion_dot_v1_dot_completion__service__pb2.GetDeploymentHealthRequest.SerializeToString,
+            switchyard_dot_completion_dot_v1_dot_completion__service__pb2.GetDeploymentHealthResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from switchyard.type.v1 import chat_pb2 as switchyard_dot_type_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"switchyard/type/v1/embedding.proto\x12\x12switchyard.type.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dswitchyard/type/v1/chat.proto\"\x8d\x01\n\x0f\x45mbeddingParams\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x04 \x01(\t\x12&\n\x05\x65xtra\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\r\n\x0b_dimensions\"*\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06vector\x18\x02 \x03(\x02\"w\n\x0f\x45mbeddingResult\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1d.switchyard.type.v1.Embedding\x12(\n\x05usage\x18\x03 \x01(\x0b\x32\x19.switchyard.type.v1.Usageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"switchyard/type/v1/embedding.proto\x12\x12switchyard.type.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dswitchyard/type/v1/chat.proto\"\xc3\x01\n\x0f\x45mbeddingParams\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05input\x18\x02 \x03(\t\x12\x17\n\ndimensions\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04user\x18\x04 \x01(\t\x12&\n\x05\x65xtra\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07gateway\x18\x06 \x01(\x0b\x32#.switchyard.type.v1.GatewayControlsB\r\n\x0b_dimensions\"*\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06vector\x18\x02 \x03(\x02\"w\n\x0f\x45mbeddingResult\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x1d.switchyard.type.v1.Embedding\x12(\n\x05usage\x18\x03 \x01(\x0b\x32\x19.switchyard.type.v1.Usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.type.v1.embeddin
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDDINGPARAMS']._serialized_start=120
-  _globals['_EMBEDDINGPARAMS']._serialized_end=261
-  _globals['_EMBEDDING']._serialized_start=263
-  _globals['_EMBEDDING']._serialized_end=305
-  _globals['_EMBEDDINGRESULT']._serialized_start=307
-  _globals['_EMBEDDINGRESULT']._serialized_end=426
+  _globals['_EMBEDDINGPARAMS']._serialized_end=315
+  _globals['_EMBEDDING']._serialized_start=317
+  _globals['_EMBEDDING']._serialized_end=359
+  _globals['_EMBEDDINGRESULT']._serialized_start=361
+  _globals['_EMBEDDINGRESULT']._serialized_end=480
 # @@protoc_insertion_point(module_scope)

@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EmbeddingParams(_message.Message):
-    __slots__ = ("model", "input", "dimensions", "user", "extra")
+    __slots__ = ("model", "input", "dimensions", "user", "extra", "gateway")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
     model: str
     input: _containers.RepeatedScalarFieldContainer[str]
     dimensions: int
     user: str
     extra: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., input: _Optional[_Iterable[str]] = ..., dimensions: _Optional[int] = ..., user: _Optional[str] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    gateway: _chat_pb2.GatewayControls
+    def __init__(self, model: _Optional[str] = ..., input: _Optional[_Iterable[str]] = ..., dimensions: _Optional[int] = ..., user: _Optional[str] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., gateway: _Optional[_Union[_chat_pb2.GatewayControls, _Mapping]] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("index", "vector")
