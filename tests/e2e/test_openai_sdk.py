@@ -29,6 +29,9 @@ async def test_chat_completion(client: AsyncOpenAI) -> None:
     assert raw.headers["x-switchyard-model-group"] == "chat-model"
     assert raw.headers["x-switchyard-deployment-id"] == "fake-openai-1"
     assert raw.headers["x-switchyard-attempts"] == "1"
+    assert raw.headers["x-switchyard-cache-hit"] == "false"
+    assert float(raw.headers["x-switchyard-overhead-ms"]) >= 0
+    assert float(raw.headers["x-switchyard-response-cost"]) > 0
     assert raw.headers["x-request-id"]
 
 
@@ -288,3 +291,22 @@ async def test_client_disconnect_cancels_the_upstream_stream(stack: Stack, upstr
     finally:
         upstream.stream_interval = 0.0
     assert upstream.disconnects > disconnects_before
+
+
+async def test_failure_after_the_first_chunk_is_an_sse_error_event(stack: Stack, upstream: FakeOpenAI) -> None:
+    upstream.drop_stream_next(after_chunks=2)
+    request = {
+        "model": "chat-model",
+        "messages": [{"role": "user", "content": "one two three four five"}],
+        "stream": True,
+    }
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http:
+        response = await http.post(
+            "/v1/chat/completions", json=request, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+        )
+    events = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    assert response.status_code == 200
+    assert json.loads(events[0])["object"] == "chat.completion.chunk"
+    error = json.loads(events[-1])["error"]
+    assert error["code"] == "upstream_unavailable"
+    assert "[DONE]" not in events

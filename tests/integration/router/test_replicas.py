@@ -156,3 +156,36 @@ async def test_nothing_is_retried_after_the_first_streamed_chunk(start_replicas:
     assert received  # the caller got bytes before the failure
     assert caught.value.reason == "upstream_unavailable"
     assert len(replicas.upstreams["b"].requests) == 0
+
+
+async def test_background_health_checks_take_a_failing_deployment_out_of_rotation(start_replicas: Any) -> None:
+    from switchyard.completion.v1 import completion_service_pb2 as pb
+    from switchyard.completion.v1 import completion_service_pb2_grpc
+
+    replicas = await start_replicas(
+        tiered, {"background_health_checks": True, "health_check_interval": 1, "num_retries": 0}, replicas=1
+    )
+    replicas.upstreams["a"].fail_next(500, times=1000)
+    channel_target = f"127.0.0.1:{replicas.routers[0].port}"
+    import grpc
+
+    async with grpc.aio.insecure_channel(channel_target) as channel:
+        stub = completion_service_pb2_grpc.CompletionServiceStub(channel)
+        metadata = (("authorization", "Bearer sk-router-it-master-Rk29Lq"),)
+        states: dict[str, int] = {}
+        for _ in range(40):
+            health = await stub.GetDeploymentHealth(pb.GetDeploymentHealthRequest(), metadata=metadata)
+            states = {d.deployment_id: d.state for d in health.deployments}
+            if states.get(replicas.ids["a"]) == pb.DEPLOYMENT_STATE_UNHEALTHY:
+                break
+            await asyncio.sleep(0.25)
+        denied = stub.GetDeploymentHealth(pb.GetDeploymentHealthRequest(), metadata=(("authorization", "Bearer x"),))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await denied
+    assert states[replicas.ids["a"]] == pb.DEPLOYMENT_STATE_UNHEALTHY
+    assert states[replicas.ids["b"]] == pb.DEPLOYMENT_STATE_HEALTHY
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    async with replicas.client() as client:
+        answers = [await client.chat("gpt", USER) for _ in range(3)]
+    # a is preferred (order 1) but out of rotation: b answers at the first attempt.
+    assert {(a.route.deployment_id, a.route.attempts) for a in answers} == {(replicas.ids["b"], 1)}
