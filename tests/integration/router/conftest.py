@@ -111,7 +111,7 @@ def deployment(name: str, upstream: FakeOpenAI, dep_id: str, **params: Any) -> d
 
 @pytest.fixture
 async def start_replicas(tmp_path: Path, redis_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """``await start_replicas(build_model_list, router_settings, litellm_settings, replicas=2)``."""
+    """``await start_replicas(build_model_list, router_settings, litellm_settings, replicas=2, redis=url)``."""
     started: list[Process] = []
     fakes: list[FakeOpenAI] = []
 
@@ -120,6 +120,7 @@ async def start_replicas(tmp_path: Path, redis_url: str) -> AsyncIterator[Callab
         router_settings: dict[str, Any] | None = None,
         litellm_settings: dict[str, Any] | None = None,
         replicas: int = 2,
+        redis: str | None = None,
     ) -> Replicas:
         upstreams = {}
         for name in ("a", "b"):
@@ -131,7 +132,7 @@ async def start_replicas(tmp_path: Path, redis_url: str) -> AsyncIterator[Callab
         ids = {name: f"{name}-{unique}" for name in ("a", "b", "backup")}
         config = {
             "model_list": build(upstreams, ids),
-            "router_settings": {"redis_url": redis_url, **(router_settings or {})},
+            "router_settings": {"redis_url": redis or redis_url, **(router_settings or {})},
             "litellm_settings": litellm_settings or {},
             "general_settings": {"master_key": MASTER_KEY},
         }

@@ -189,3 +189,25 @@ async def test_background_health_checks_take_a_failing_deployment_out_of_rotatio
         answers = [await client.chat("gpt", USER) for _ in range(3)]
     # a is preferred (order 1) but out of rotation: b answers at the first attempt.
     assert {(a.route.deployment_id, a.route.attempts) for a in answers} == {(replicas.ids["b"], 1)}
+
+
+async def test_unreachable_redis_never_holds_a_request(start_replicas: Any) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_redis = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+    replicas = await start_replicas(
+        tiered,
+        {"num_retries": 1, "routing_strategy": "usage-based-routing"},
+        {"cache": True, "cache_params": {"type": "redis", "ttl": 60}},
+        replicas=1,
+        redis=dead_redis,
+    )
+    replicas.upstreams["a"].fail_next(429, headers={"retry-after": "30"})
+    async with replicas.client() as client:
+        answers = [await client.chat("gpt", USER, timeout=10) for _ in range(5)]
+    # Cache misses, counters and cooldowns fall back to this replica's own state: every call is
+    # answered, and the 429'd deployment is avoided after its first failure.
+    assert [a.text for a in answers] == ["Echo: hello replicas"] * 5
+    assert {a.route.deployment_id for a in answers[1:]} == {replicas.ids["b"]}

@@ -10,8 +10,9 @@ cooldowns and fallbacks live in :mod:`switchyard_router.attempts`; the response 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -72,7 +73,7 @@ class CompletionRouter:
     # -- chat ---------------------------------------------------------------------------------
 
     async def chat(self, api_key: str, params: chat_pb2.ChatCompletionParams, deadline: float) -> pb.ChatResponse:
-        request_id = uuid.uuid4().hex
+        request_id = _new_request_id()
         started = time.time_ns()
         prompt_tokens = self._prompt_tokens(params)
         output = params.max_completion_tokens or params.max_tokens
@@ -108,7 +109,7 @@ class CompletionRouter:
     async def stream_chat(
         self, api_key: str, params: chat_pb2.ChatCompletionParams, deadline: float
     ) -> AsyncGenerator[pb.StreamChatResponse, None]:
-        request_id = uuid.uuid4().hex
+        request_id = _new_request_id()
         started = time.time_ns()
         prompt_tokens = self._prompt_tokens(params)
         output = params.max_completion_tokens or params.max_tokens
@@ -207,7 +208,7 @@ class CompletionRouter:
     # -- embeddings and models ----------------------------------------------------------------
 
     async def embed(self, api_key: str, params: embedding_pb2.EmbeddingParams, deadline: float) -> pb.EmbedResponse:
-        request_id = uuid.uuid4().hex
+        request_id = _new_request_id()
         started = time.time_ns()
         estimate = sum(len(text) for text in params.input) // _CHARS_PER_TOKEN + 1
         admitted = await self._authorize(api_key, "embeddings", params.model, estimate, request_id, params.user)
@@ -438,6 +439,16 @@ class CompletionRouter:
             status=status,
             end_user=params.user,
         )
+
+
+# Request ids: a random per-process prefix and a counter. As unique as uuid4 for our purpose (the
+# spend log's key), at a fraction of the cost: os.urandom per request showed up in profiles.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _route(group: str, request_id: str, outcome: Outcome[Any], cost: float) -> pb.Route:
