@@ -14,8 +14,8 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
+import switchyard_core.catalogue as catalogue
 from switchyard.type.v1 import chat_pb2, deployment_pb2
-from switchyard_core import catalogue
 from switchyard_core.config import DeploymentConfig
 
 # litellm_params that become Deployment fields (or are secrets) rather than extra params.

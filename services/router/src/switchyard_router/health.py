@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from switchyard_core import catalogue
+import switchyard_core.catalogue as catalogue
 from switchyard_core.errors import SwitchyardError
 from switchyard_router.deployments import Deployment, ModelGroups
 

@@ -29,17 +29,19 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import tiktoken
 from google.protobuf import struct_pb2
 
+import switchyard_core.catalogue as catalogue
 from switchyard.type.v1 import chat_pb2
-from switchyard_core import catalogue
 from switchyard_router.deployments import Deployment
 
 __all__ = ["context_limits", "count_prompt_tokens", "filter_candidates", "load_encoding"]
+
+if TYPE_CHECKING:
+    import tiktoken
 
 _O200K_FILE = "o200k_base.tiktoken.gz"
 _O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
@@ -86,6 +88,8 @@ def load_encoding() -> tiktoken.Encoding:
     if digest != _O200K_SHA256:
         raise RuntimeError(f"bundled {_O200K_FILE} is damaged (sha256 {digest})")
     ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
+    import tiktoken  # here, not at the top: routers without pre-call checks never load it
+
     return tiktoken.Encoding("o200k_base", pat_str=_O200K_PATTERN, mergeable_ranks=ranks, special_tokens=_O200K_SPECIAL)
 
 
