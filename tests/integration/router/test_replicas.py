@@ -76,11 +76,38 @@ async def test_cached_answers_are_shared_between_replicas(start_replicas: Any) -
         streamed = [chunk async for chunk in second.stream_chat("gpt", USER, temperature=0)]
         different = await second.chat("gpt", USER, temperature=0.5)
     upstream_calls = len(replicas.upstreams["a"].requests) + len(replicas.upstreams["b"].requests)
+    rows = await _spend_rows(replicas, [fresh.route.request_id, cached.route.request_id])
+    assert (rows[fresh.route.request_id].cache_hit, rows[cached.route.request_id].cache_hit) == (False, True)
+    assert rows[cached.route.request_id].cost == 0 and rows[fresh.route.request_id].cost > 0
     assert fresh.route.cache_hit is False and cached.route.cache_hit is True
     assert cached.text == fresh.text and cached.route.cost == 0
     assert "".join(chunk.text for chunk in streamed) == fresh.text
     assert different.route.cache_hit is False
     assert upstream_calls == 2
+
+
+async def _spend_rows(replicas: Any, request_ids: list[str]) -> dict[str, Any]:
+    """The spend-log rows of ``request_ids``, read from management once the batches arrived."""
+    import grpc
+
+    from switchyard.management.v1 import management_service_pb2 as mpb
+    from switchyard.management.v1 import management_service_pb2_grpc
+    from tests.integration.router.conftest import MASTER_KEY
+
+    rows: dict[str, Any] = {}
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{replicas.shared.port}") as channel:
+        stub = management_service_pb2_grpc.ManagementServiceStub(channel)
+        for _ in range(100):
+            for request_id in request_ids:
+                page = await stub.ListSpendLogs(
+                    mpb.ListSpendLogsRequest(request_id=request_id),
+                    metadata=(("authorization", f"Bearer {MASTER_KEY}"),),
+                )
+                rows.update({log.request_id: log for log in page.logs})
+            if len(rows) == len(request_ids):
+                break
+            await asyncio.sleep(0.1)
+    return rows
 
 
 async def test_server_error_is_retried_on_another_deployment(start_replicas: Any) -> None:
