@@ -15,11 +15,16 @@ their behaviour from the requested model name, so one servicer covers every case
     anything else                     a one-choice answer echoing the last user message
 
 GetDeploymentHealth answers only the admin key ("Bearer admin-key") with :data:`DEPLOYMENTS`.
+
+The fake ManagementService keeps virtual keys in memory, seeded with :data:`USER_KEY` (team-a) and
+:data:`OTHER_KEY` (team-b). "admin-key" may do anything; a stored key may read keys of its own team
+(others are "not found", as tenancy requires) and nothing else; any other credential is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,6 +40,7 @@ from switchyard.type.v1 import chat_pb2, embedding_pb2, model_pb2
 from switchyard_core import errors
 from switchyard_core.config import parse_config
 from switchyard_core.errors import SwitchyardError
+from switchyard_core.grpc_util import hash_key
 from switchyard_core.local_channel import LocalChannel
 from switchyard_core.runtime import Channels, ServiceSettings
 from switchyard_edge.app import create_app
@@ -217,12 +223,136 @@ class FakeRouter(completion_service_pb2_grpc.CompletionServiceServicer):
         return cs.GetDeploymentHealthResponse(deployments=DEPLOYMENTS)
 
 
+ADMIN_KEY = "admin-key"
+"""The credential the fakes treat as a proxy admin."""
+USER_KEY = "sk-user-team-a-secret-0001"
+"""A stored, non-admin key of team-a."""
+OTHER_KEY = "sk-user-team-b-secret-0002"
+"""A stored, non-admin key of team-b."""
+KEY_CREATED = 1714564800
+
+
+def _stored_key(secret: str, team: str, alias: str) -> ms.Key:
+    key = ms.Key(
+        key_hash=hash_key(secret),
+        key_name=f"sk-...{secret[-4:]}",
+        key_alias=alias,
+        team_id=team,
+        user_id=f"user-{team}",
+        models=["gpt-test"],
+        max_budget=10.0,
+        rpm_limit=60,
+        spend=1.25,
+    )
+    key.create_time.FromSeconds(KEY_CREATED)
+    return key
+
+
 class FakeManagement(management_service_pb2_grpc.ManagementServiceServicer):
-    """Serves two pages of spend rows; records every query and its metadata."""
+    """Serves two pages of spend rows and an in-memory key store; records every call and its metadata.
+
+    ``requests``/``metadata`` record ListSpendLogs; ``key_calls`` (RPC name, request) and
+    ``key_metadata`` record the key RPCs.
+    """
 
     def __init__(self) -> None:
         self.requests: list[ms.ListSpendLogsRequest] = []
         self.metadata: list[dict[str, str]] = []
+        self.key_calls: list[tuple[str, Any]] = []
+        self.key_metadata: list[dict[str, str]] = []
+        self.keys: dict[str, ms.Key] = {
+            key.key_hash: key
+            for key in (_stored_key(USER_KEY, "team-a", "app-a"), _stored_key(OTHER_KEY, "team-b", "app-b"))
+        }
+
+    async def _caller(self, name: str, request: Any, context: Any, *, admin_only: bool) -> ms.Key | None:
+        """Record the call; the caller's stored key, or None for the admin; aborts otherwise."""
+        self.key_calls.append((name, request))
+        metadata = dict(context.invocation_metadata())
+        self.key_metadata.append(metadata)
+        authorization = metadata.get("authorization", "")
+        if authorization == f"Bearer {ADMIN_KEY}":
+            return None
+        caller = self.keys.get(hash_key(authorization.removeprefix("Bearer ")))
+        if caller is None:
+            await errors.abort(context, SwitchyardError("invalid_api_key", "Invalid API key."))
+        if admin_only:
+            await errors.abort(context, SwitchyardError("forbidden", "Only an admin may do this."))
+        return caller
+
+    async def _visible(self, key_hash: str, caller: ms.Key | None, context: Any) -> ms.Key:
+        key = self.keys.get(key_hash)
+        if key is None or (caller is not None and key.team_id != caller.team_id):
+            await errors.abort(context, SwitchyardError("not_found", "Key not found."))
+        return key
+
+    async def CreateKey(self, request: ms.CreateKeyRequest, context: Any) -> ms.CreateKeyResponse:
+        await self._caller("CreateKey", request, context, admin_only=True)
+        secret = "sk-" + secrets.token_urlsafe(24)
+        key = ms.Key()
+        key.CopyFrom(request.key)
+        key.key_hash = hash_key(secret)
+        key.key_name = f"sk-...{secret[-4:]}"
+        key.create_time.FromSeconds(KEY_CREATED)
+        if request.duration == "1d":
+            key.expires.FromSeconds(KEY_CREATED + 86400)
+        self.keys[key.key_hash] = key
+        return ms.CreateKeyResponse(secret=secret, key=key)
+
+    async def GetKey(self, request: ms.GetKeyRequest, context: Any) -> ms.GetKeyResponse:
+        caller = await self._caller("GetKey", request, context, admin_only=False)
+        if not request.key_hash:
+            if caller is None:
+                await errors.abort(context, SwitchyardError("not_found", "The master key is not a stored key."))
+            return ms.GetKeyResponse(key=caller)
+        return ms.GetKeyResponse(key=await self._visible(request.key_hash, caller, context))
+
+    async def ListKeys(self, request: ms.ListKeysRequest, context: Any) -> ms.ListKeysResponse:
+        caller = await self._caller("ListKeys", request, context, admin_only=False)
+        chosen = [
+            key
+            for key in sorted(self.keys.values(), key=lambda k: k.key_alias)
+            if (caller is None or key.team_id == caller.team_id)
+            and (not request.team_id or key.team_id == request.team_id)
+            and (not request.user_id or key.user_id == request.user_id)
+            and (not request.key_alias or key.key_alias == request.key_alias)
+        ]
+        start = int(request.page_token or 0)
+        end = start + (request.page_size or 100)
+        return ms.ListKeysResponse(keys=chosen[start:end], next_page_token=str(end) if end < len(chosen) else "")
+
+    async def UpdateKey(self, request: ms.UpdateKeyRequest, context: Any) -> ms.UpdateKeyResponse:
+        await self._caller("UpdateKey", request, context, admin_only=True)
+        key = ms.Key()
+        key.CopyFrom(await self._visible(request.key.key_hash, None, context))
+        request.update_mask.MergeMessage(request.key, key, replace_message_field=True, replace_repeated_field=True)
+        self.keys[key.key_hash] = key
+        return ms.UpdateKeyResponse(key=key)
+
+    async def DeleteKey(self, request: ms.DeleteKeyRequest, context: Any) -> ms.DeleteKeyResponse:
+        await self._caller("DeleteKey", request, context, admin_only=True)
+        doomed = [
+            key.key_hash
+            for key in self.keys.values()
+            if key.key_hash in request.key_hashes or key.key_alias in request.key_aliases
+        ]
+        if not doomed:
+            await errors.abort(context, SwitchyardError("not_found", "No such key."))
+        for key_hash in doomed:
+            del self.keys[key_hash]
+        return ms.DeleteKeyResponse(deleted_key_hashes=doomed)
+
+    async def RegenerateKey(self, request: ms.RegenerateKeyRequest, context: Any) -> ms.RegenerateKeyResponse:
+        await self._caller("RegenerateKey", request, context, admin_only=True)
+        old = await self._visible(request.key_hash, None, context)
+        secret = "sk-" + secrets.token_urlsafe(24)
+        key = ms.Key()
+        key.CopyFrom(old)
+        key.key_hash = hash_key(secret)
+        key.key_name = f"sk-...{secret[-4:]}"
+        del self.keys[old.key_hash]
+        self.keys[key.key_hash] = key
+        return ms.RegenerateKeyResponse(secret=secret, key=key)
 
     async def ListSpendLogs(self, request: ms.ListSpendLogsRequest, context: Any) -> ms.ListSpendLogsResponse:
         self.requests.append(request)

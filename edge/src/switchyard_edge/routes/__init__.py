@@ -3,9 +3,9 @@
 Each module exposes ``router(edge: EdgeContext) -> APIRouter``.
 """
 
-from switchyard_edge.routes import chat, embeddings, health, models, spend
+from switchyard_edge.routes import chat, embeddings, health, keys, models, spend
 
-__all__ = ["ALL", "chat", "embeddings", "health", "models", "spend"]
+__all__ = ["ALL", "chat", "embeddings", "health", "keys", "models", "spend"]
 
-ALL = (chat, embeddings, models, spend, health)
+ALL = (chat, embeddings, models, spend, keys, health)
 """Every route module, in the order they are mounted."""

@@ -1,14 +1,31 @@
 """Admission decisions: key -> principal.
 
-Today the only credential is ``general_settings.master_key``; virtual keys, limits and budgets
-arrive with the keys issue and extend :meth:`Authorizer.authorize` without changing its contract.
+Two kinds of credential:
+
+- the master key (``general_settings.master_key``), compared in constant time: a proxy admin;
+- virtual keys, minted through ManagementService: the presented key is hashed and the hash looked
+  up through a :class:`~switchyard_auth.key_cache.KeyCache`. A hash is never accepted as a
+  credential: whatever is presented is hashed first.
+
+Refusals: a missing or unknown key is ``invalid_api_key``, a blocked key ``key_blocked``, a key
+past its ``expires`` ``key_expired`` (all 401); a request for a model outside the key's
+``models`` is ``model_not_allowed`` (403). When the key cannot be checked (management unreachable
+and the key not cached) the answer is ``service_unavailable`` (503). Limits and budgets arrive
+later and extend :meth:`Authorizer.authorize` without changing its contract.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
+from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
+
+from google.protobuf import timestamp_pb2
 
 from switchyard.auth.v1 import auth_service_pb2
+from switchyard.management.v1 import management_service_pb2
+from switchyard_auth.key_cache import KeyCache
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 
@@ -19,13 +36,27 @@ MISSING_KEY = SwitchyardError(
     "Missing API key. Pass it as 'Authorization: Bearer <key>' or in the 'x-api-key' header.",
 )
 INVALID_KEY = SwitchyardError("invalid_api_key", "Invalid API key.")
+BLOCKED_KEY = SwitchyardError("key_blocked", "This API key is blocked.")
+EXPIRED_KEY = SwitchyardError("key_expired", "This API key has expired.")
+
+ALL_MODELS = "all-proxy-models"
+"""LiteLLM's name for "every model" in a key's model list."""
+_WILDCARDS = frozenset("*?[")
 
 
 class Authorizer:
-    """Answers ``Authorize`` from memory; one per process, safe to share between tasks."""
+    """Answers ``Authorize``; one per process, safe to share between tasks.
 
-    def __init__(self, master_key: str) -> None:
+    ``keys`` resolves virtual keys; without it (no master key, hence no credential to ask
+    management with) only the master key is accepted. ``clock`` is wall-clock seconds, for expiry.
+    """
+
+    def __init__(
+        self, master_key: str, keys: KeyCache | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._master_key = master_key.encode()
+        self._keys = keys if master_key else None
+        self._clock = clock
         self._master_principal = auth_service_pb2.AuthorizeResponse(
             principal=auth_service_pb2.Principal(
                 key_hash=hash_key(master_key) if master_key else "",
@@ -34,11 +65,52 @@ class Authorizer:
             )
         )
 
-    def authorize(self, request: auth_service_pb2.AuthorizeRequest) -> auth_service_pb2.AuthorizeResponse:
-        """Admit the request or raise ``invalid_api_key``."""
+    async def authorize(self, request: auth_service_pb2.AuthorizeRequest) -> auth_service_pb2.AuthorizeResponse:
+        """Admit the request or raise ``SwitchyardError`` (reasons in the module docstring).
+
+        The returned message is shared between requests: never mutate it.
+        """
         if not request.api_key:
             raise MISSING_KEY
         # Constant-time comparison: the time taken must not reveal how much of a guess matched.
         if self._master_key and hmac.compare_digest(request.api_key.encode(), self._master_key):
             return self._master_principal
-        raise INVALID_KEY
+        if self._keys is None:
+            raise INVALID_KEY
+        key = await self._keys.get(hash_key(request.api_key))
+        if key is None:
+            raise INVALID_KEY
+        if key.blocked:
+            raise BLOCKED_KEY
+        if key.HasField("expires") and _seconds(key.expires) <= self._clock():
+            raise EXPIRED_KEY
+        if request.model and not model_allowed(request.model, key.models):
+            raise SwitchyardError(
+                "model_not_allowed", f"This API key may not use the model '{request.model}'.", param="model"
+            )
+        return _response(key)
+
+
+def model_allowed(model: str, allowed: Sequence[str]) -> bool:
+    """Whether ``model`` is among ``allowed``: exact names or fnmatch patterns; empty allows all."""
+    if not allowed or model in allowed or ALL_MODELS in allowed:
+        return True
+    return any(_WILDCARDS.intersection(name) and fnmatchcase(model, name) for name in allowed)
+
+
+def _response(key: management_service_pb2.Key) -> auth_service_pb2.AuthorizeResponse:
+    role = key.role or _Role.PRINCIPAL_ROLE_INTERNAL_USER
+    return auth_service_pb2.AuthorizeResponse(
+        principal=auth_service_pb2.Principal(
+            key_hash=key.key_hash,
+            key_alias=key.key_alias,
+            team_id=key.team_id,
+            user_id=key.user_id,
+            role=role,
+            models=key.models,
+        )
+    )
+
+
+def _seconds(value: timestamp_pb2.Timestamp) -> float:
+    return value.seconds + value.nanos / 1e9

@@ -5,6 +5,7 @@ from __future__ import annotations
 from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_auth.authorizer import Authorizer
+from switchyard_auth.key_cache import KeyCache, management_lookup
 from switchyard_auth.servicer import AuthServicer
 from switchyard_auth.usage import SpendForwarder
 from switchyard_core.runtime import Channels, Service, ServiceSettings
@@ -12,8 +13,11 @@ from switchyard_core.runtime import Channels, Service, ServiceSettings
 
 def build(settings: ServiceSettings, channels: Channels) -> Service:
     master_key = settings.config.general.master_key
-    spend = SpendForwarder(management_service_pb2_grpc.ManagementServiceStub(channels.get("management")), master_key)
-    servicer = AuthServicer(Authorizer(master_key), spend)
+    management = management_service_pb2_grpc.ManagementServiceStub(channels.get("management"))
+    spend = SpendForwarder(management, master_key)
+    # The master key is auth's credential towards management; LookupKey is admin-only.
+    keys = KeyCache(management_lookup(management, master_key))
+    servicer = AuthServicer(Authorizer(master_key, keys), spend)
     return Service(
         name="auth",
         registrations=[(auth_service_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],

@@ -20,7 +20,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.AuthorizeRequest, context: Any
     ) -> auth_service_pb2.AuthorizeResponse:
         try:
-            return self._authorizer.authorize(request)
+            return await self._authorizer.authorize(request)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
 

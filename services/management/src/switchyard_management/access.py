@@ -32,11 +32,11 @@ class AdminGate:
         self._channel = auth_channel
         self._auth: auth_service_pb2_grpc.AuthServiceStub | None = None
 
-    async def require_admin(self, context: Any, operation: str) -> auth_service_pb2.Principal:
-        """The caller's principal if it is a proxy admin.
+    async def authenticate(self, context: Any, operation: str) -> auth_service_pb2.Principal:
+        """The caller's principal, whatever its role.
 
         Raises ``SwitchyardError``: auth's own error (``invalid_api_key``, ``key_expired``, ...,
-        or ``service_unavailable`` when auth cannot be reached), else ``forbidden``.
+        or ``service_unavailable`` when auth cannot be reached).
         """
         api_key = api_key_from_metadata(context)
         request = auth_service_pb2.AuthorizeRequest(api_key=api_key, operation=operation)
@@ -52,6 +52,19 @@ class AdminGate:
             )
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from None
-        if response.principal.role != _ADMIN:
-            raise SwitchyardError("forbidden", f"Only proxy admins may call {operation}.")
         return response.principal
+
+    async def require_admin(self, context: Any, operation: str) -> auth_service_pb2.Principal:
+        """The caller's principal if it is a proxy admin.
+
+        Raises what :meth:`authenticate` raises, else ``forbidden``.
+        """
+        principal = await self.authenticate(context, operation)
+        if not is_admin(principal):
+            raise SwitchyardError("forbidden", f"Only proxy admins may call {operation}.")
+        return principal
+
+
+def is_admin(principal: auth_service_pb2.Principal) -> bool:
+    """Whether ``principal`` may do everything."""
+    return principal.role == _ADMIN

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -129,4 +131,75 @@ class SpendLog(Base):
         ),
         Index("ix_spend_logs_start_time_request_id", "start_time", "request_id"),
         Index("ix_spend_logs_key_hash_start_time_request_id", "key_hash", "start_time", "request_id"),
+    )
+
+
+class VirtualKey(Base):
+    """A virtual key's settings, identified by the SHA-256 hex digest of its secret.
+
+    The secret itself is never stored: it is shown once, when the key is created or regenerated.
+    ``role`` is the lower-case name of an ``auth.v1.PrincipalRole`` without its prefix
+    (``"proxy_admin"``, ``"internal_user"``, ...), so rows read the same in any SQL client.
+    Keys are listed newest first by ``(create_time, key_hash)``.
+    """
+
+    __tablename__ = "virtual_keys"
+
+    key_hash: Mapped[str] = mapped_column(String, primary_key=True)
+    key_name: Mapped[str] = mapped_column(String)
+    """"sk-...abcd": the secret's last four characters, for people to recognise it."""
+    key_alias: Mapped[str] = mapped_column(String, default="")
+    models: Mapped[list[str]] = mapped_column(JSON)
+    """Model names or patterns (``openai/*``) the key may use; empty means all."""
+    max_budget: Mapped[float | None] = mapped_column(Money, nullable=True)
+    budget_duration: Mapped[str] = mapped_column(String, default="")
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_parallel_requests: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    expires: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    team_id: Mapped[str] = mapped_column(String, default="")
+    user_id: Mapped[str] = mapped_column(String, default="")
+    # "metadata" is reserved on declarative classes; the column keeps the user-facing name.
+    key_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    spend: Mapped[float] = mapped_column(Money, default=0.0)
+    """US dollars spent in the current budget window."""
+    role: Mapped[str] = mapped_column(String)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    budget_reset_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("spend >= 0", name="spend_non_negative"),
+        Index("ix_virtual_keys_key_alias", "key_alias"),
+        Index("ix_virtual_keys_team_id", "team_id"),
+        Index("ix_virtual_keys_user_id", "user_id"),
+        Index("ix_virtual_keys_create_time_key_hash", "create_time", "key_hash"),
+    )
+
+
+class AuditLog(Base):
+    """One admin action: who did what to which object, with the object before and after.
+
+    ``before`` and ``after`` are the object's settings as the API shows them (never a secret);
+    ``None`` for an object that did not exist before (created) or no longer exists (deleted).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_key_hash: Mapped[str] = mapped_column(String)
+    """SHA-256 hex digest of the caller's key."""
+    action: Mapped[str] = mapped_column(String)
+    """"create", "update", "delete" or "regenerate"."""
+    object_type: Mapped[str] = mapped_column(String)
+    object_id: Mapped[str] = mapped_column(String)
+    # none_as_null: an absent image is SQL NULL, not the JSON text "null".
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_audit_log_time", "time"),
+        Index("ix_audit_log_object_type_object_id", "object_type", "object_id"),
     )

@@ -15,6 +15,7 @@ from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_management.access import AdminGate
 from switchyard_management.database import create_engine, migrate, resolve_url, safe_url
+from switchyard_management.keys import KeyStore
 from switchyard_management.servicer import ManagementServicer
 from switchyard_management.store import SpendStore
 
@@ -32,7 +33,7 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     url = resolve_url(settings.config.general.database_url, settings.data_dir)
     engine = create_engine(url)
     spend = SpendStore(engine)
-    servicer = ManagementServicer(AdminGate(channels.get("auth")), spend)
+    servicer = ManagementServicer(AdminGate(channels.get("auth")), spend, KeyStore(engine))
     probe: list[asyncio.Task[None]] = []
 
     async def start() -> None:

@@ -12,8 +12,9 @@ from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import remaining
-from switchyard_management.access import AdminGate
+from switchyard_management.access import AdminGate, is_admin
 from switchyard_management.errors import database_deadline
+from switchyard_management.keys import KeyFilters, KeyStore
 from switchyard_management.store import SpendFilters, SpendStore
 
 DATABASE_TIMEOUT = 30.0
@@ -21,12 +22,26 @@ DATABASE_TIMEOUT = 30.0
 
 WRITE_SPEND_LOGS = "management.WriteSpendLogs"
 LIST_SPEND_LOGS = "management.ListSpendLogs"
+CREATE_KEY = "management.CreateKey"
+GET_KEY = "management.GetKey"
+LIST_KEYS = "management.ListKeys"
+UPDATE_KEY = "management.UpdateKey"
+DELETE_KEY = "management.DeleteKey"
+REGENERATE_KEY = "management.RegenerateKey"
+LOOKUP_KEY = "management.LookupKey"
 
 
 class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
-    def __init__(self, gate: AdminGate, spend: SpendStore) -> None:
+    """Admin RPCs need a proxy admin; ``GetKey`` also serves any valid key its own settings.
+
+    ``GetKey`` of another key by a non-admin is ``not_found``, exactly like an unknown hash, so
+    keys cannot be probed for existence.
+    """
+
+    def __init__(self, gate: AdminGate, spend: SpendStore, keys: KeyStore) -> None:
         self._gate = gate
         self._spend = spend
+        self._keys = keys
 
     async def WriteSpendLogs(self, request: pb.WriteSpendLogsRequest, context: Any) -> pb.WriteSpendLogsResponse:
         try:
@@ -51,6 +66,75 @@ class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
         except SwitchyardError as exc:
             await errors.abort(context, exc)
         return pb.ListSpendLogsResponse(logs=page.logs, next_page_token=page.next_page_token)
+
+    async def CreateKey(self, request: pb.CreateKeyRequest, context: Any) -> pb.CreateKeyResponse:
+        try:
+            admin = await self._gate.require_admin(context, CREATE_KEY)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                secret, key = await self._keys.create(request.key, request.duration, admin.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.CreateKeyResponse(secret=secret, key=key)
+
+    async def GetKey(self, request: pb.GetKeyRequest, context: Any) -> pb.GetKeyResponse:
+        try:
+            caller = await self._gate.authenticate(context, GET_KEY)
+            key_hash = request.key_hash or caller.key_hash
+            if key_hash != caller.key_hash and not is_admin(caller):
+                raise SwitchyardError("not_found", "No such key.")
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                key = await self._keys.get(key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.GetKeyResponse(key=key)
+
+    async def ListKeys(self, request: pb.ListKeysRequest, context: Any) -> pb.ListKeysResponse:
+        try:
+            await self._gate.require_admin(context, LIST_KEYS)
+            filters = KeyFilters(team_id=request.team_id, user_id=request.user_id, key_alias=request.key_alias)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                page = await self._keys.list(filters, request.page_size, request.page_token)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.ListKeysResponse(keys=page.keys, next_page_token=page.next_page_token)
+
+    async def UpdateKey(self, request: pb.UpdateKeyRequest, context: Any) -> pb.UpdateKeyResponse:
+        try:
+            admin = await self._gate.require_admin(context, UPDATE_KEY)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                key = await self._keys.update(request.key, list(request.update_mask.paths), admin.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.UpdateKeyResponse(key=key)
+
+    async def DeleteKey(self, request: pb.DeleteKeyRequest, context: Any) -> pb.DeleteKeyResponse:
+        try:
+            admin = await self._gate.require_admin(context, DELETE_KEY)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                deleted = await self._keys.delete(request.key_hashes, request.key_aliases, admin.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.DeleteKeyResponse(deleted_key_hashes=deleted)
+
+    async def RegenerateKey(self, request: pb.RegenerateKeyRequest, context: Any) -> pb.RegenerateKeyResponse:
+        try:
+            admin = await self._gate.require_admin(context, REGENERATE_KEY)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                secret, key = await self._keys.regenerate(request.key_hash, admin.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.RegenerateKeyResponse(secret=secret, key=key)
+
+    async def LookupKey(self, request: pb.LookupKeyRequest, context: Any) -> pb.LookupKeyResponse:
+        try:
+            await self._gate.require_admin(context, LOOKUP_KEY)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                key = await self._keys.lookup(request.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        if key is None:
+            return pb.LookupKeyResponse(found=False)
+        return pb.LookupKeyResponse(found=True, key=key)
 
 
 def _time(request: pb.ListSpendLogsRequest, name: str) -> datetime | None:

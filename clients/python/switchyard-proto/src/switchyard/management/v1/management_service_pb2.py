@@ -22,27 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from switchyard.auth.v1 import auth_service_pb2 as switchyard_dot_auth_dot_v1_dot_auth__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1switchyard/management/v1/management_service.proto\x12\x18switchyard.management.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%switchyard/auth/v1/auth_service.proto\"I\n\x15WriteSpendLogsRequest\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.switchyard.auth.v1.UsageRecord\">\n\x16WriteSpendLogsResponse\x12\x10\n\x08inserted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\"\xaf\x03\n\x08SpendLog\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_hash\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_user\x18\x05 \x01(\t\x12\x13\n\x0bmodel_group\x18\x06 \x01(\t\x12\x15\n\rdeployment_id\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08provider\x18\t \x01(\t\x12\x15\n\rprompt_tokens\x18\n \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x0c \x01(\x05\x12\x0c\n\x04\x63ost\x18\r \x01(\x01\x12\x12\n\nlatency_ms\x18\x0e \x01(\x01\x12\x0e\n\x06status\x18\x0f \x01(\t\x12\x11\n\toperation\x18\x10 \x01(\t\x12.\n\nstart_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcache_hit\x18\x13 \x01(\x08\"\xc1\x01\n\x14ListSpendLogsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08key_hash\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x15ListSpendLogsResponse\x12\x30\n\x04logs\x18\x01 \x03(\x0b\x32\".switchyard.management.v1.SpendLog\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfa\x01\n\x11ManagementService\x12s\n\x0eWriteSpendLogs\x12/.switchyard.management.v1.WriteSpendLogsRequest\x1a\x30.switchyard.management.v1.WriteSpendLogsResponse\x12p\n\rListSpendLogs\x12..switchyard.management.v1.ListSpendLogsRequest\x1a/.switchyard.management.v1.ListSpendLogsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1switchyard/management/v1/management_service.proto\x12\x18switchyard.management.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%switchyard/auth/v1/auth_service.proto\"\xca\x04\n\x03Key\x12\x10\n\x08key_hash\x18\x01 \x01(\t\x12\x10\n\x08key_name\x18\x02 \x01(\t\x12\x11\n\tkey_alias\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\x12\x17\n\nmax_budget\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0f\x62udget_duration\x18\x06 \x01(\t\x12\x16\n\ttpm_limit\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x16\n\trpm_limit\x18\x08 \x01(\x03H\x02\x88\x01\x01\x12\"\n\x15max_parallel_requests\x18\t \x01(\x03H\x03\x88\x01\x01\x12+\n\x07\x65xpires\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x62locked\x18\x0b \x01(\x08\x12\x0f\n\x07team_id\x18\x0c \x01(\t\x12\x0f\n\x07user_id\x18\r \x01(\t\x12)\n\x08metadata\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05spend\x18\x0f \x01(\x01\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x62udget_reset_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x04role\x18\x12 \x01(\x0e\x32!.switchyard.auth.v1.PrincipalRoleB\r\n\x0b_max_budgetB\x0c\n\n_tpm_limitB\x0c\n\n_rpm_limitB\x18\n\x16_max_parallel_requests\"P\n\x10\x43reateKeyRequest\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\x12\x10\n\x08\x64uration\x18\x02 \x01(\t\"O\n\x11\x43reateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\"!\n\rGetKeyRequest\x12\x10\n\x08key_hash\x18\x01 \x01(\t\"<\n\x0eGetKeyResponse\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\"m\n\x0fListKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tkey_alias\x18\x05 \x01(\t\"X\n\x10ListKeysResponse\x12+\n\x04keys\x18\x01 \x03(\x0b\x32\x1d.switchyard.management.v1.Key\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x10UpdateKeyRequest\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"?\n\x11UpdateKeyResponse\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\";\n\x10\x44\x65leteKeyRequest\x12\x12\n\nkey_hashes\x18\x01 \x03(\t\x12\x13\n\x0bkey_aliases\x18\x02 \x03(\t\"/\n\x11\x44\x65leteKeyResponse\x12\x1a\n\x12\x64\x65leted_key_hashes\x18\x01 \x03(\t\"(\n\x14RegenerateKeyRequest\x12\x10\n\x08key_hash\x18\x01 \x01(\t\"S\n\x15RegenerateKeyResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\"$\n\x10LookupKeyRequest\x12\x10\n\x08key_hash\x18\x01 \x01(\t\"N\n\x11LookupKeyResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12*\n\x03key\x18\x02 \x01(\x0b\x32\x1d.switchyard.management.v1.Key\"I\n\x15WriteSpendLogsRequest\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.switchyard.auth.v1.UsageRecord\">\n\x16WriteSpendLogsResponse\x12\x10\n\x08inserted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\"\xaf\x03\n\x08SpendLog\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_hash\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_user\x18\x05 \x01(\t\x12\x13\n\x0bmodel_group\x18\x06 \x01(\t\x12\x15\n\rdeployment_id\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08provider\x18\t \x01(\t\x12\x15\n\rprompt_tokens\x18\n \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x0c \x01(\x05\x12\x0c\n\x04\x63ost\x18\r \x01(\x01\x12\x12\n\nlatency_ms\x18\x0e \x01(\x01\x12\x0e\n\x06status\x18\x0f \x01(\t\x12\x11\n\toperation\x18\x10 \x01(\t\x12.\n\nstart_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcache_hit\x18\x13 \x01(\x08\"\xc1\x01\n\x14ListSpendLogsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08key_hash\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x15ListSpendLogsResponse\x12\x30\n\x04logs\x18\x01 \x03(\x0b\x32\".switchyard.management.v1.SpendLog\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc4\x07\n\x11ManagementService\x12s\n\x0eWriteSpendLogs\x12/.switchyard.management.v1.WriteSpendLogsRequest\x1a\x30.switchyard.management.v1.WriteSpendLogsResponse\x12p\n\rListSpendLogs\x12..switchyard.management.v1.ListSpendLogsRequest\x1a/.switchyard.management.v1.ListSpendLogsResponse\x12\x64\n\tCreateKey\x12*.switchyard.management.v1.CreateKeyRequest\x1a+.switchyard.management.v1.CreateKeyResponse\x12[\n\x06GetKey\x12\'.switchyard.management.v1.GetKeyRequest\x1a(.switchyard.management.v1.GetKeyResponse\x12\x61\n\x08ListKeys\x12).switchyard.management.v1.ListKeysRequest\x1a*.switchyard.management.v1.ListKeysResponse\x12\x64\n\tUpdateKey\x12*.switchyard.management.v1.UpdateKeyRequest\x1a+.switchyard.management.v1.UpdateKeyResponse\x12\x64\n\tDeleteKey\x12*.switchyard.management.v1.DeleteKeyRequest\x1a+.switchyard.management.v1.DeleteKeyResponse\x12p\n\rRegenerateKey\x12..switchyard.management.v1.RegenerateKeyRequest\x1a/.switchyard.management.v1.RegenerateKeyResponse\x12\x64\n\tLookupKey\x12*.switchyard.management.v1.LookupKeyRequest\x1a+.switchyard.management.v1.LookupKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.management.v1.management_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WRITESPENDLOGSREQUEST']._serialized_start=151
-  _globals['_WRITESPENDLOGSREQUEST']._serialized_end=224
-  _globals['_WRITESPENDLOGSRESPONSE']._serialized_start=226
-  _globals['_WRITESPENDLOGSRESPONSE']._serialized_end=288
-  _globals['_SPENDLOG']._serialized_start=291
-  _globals['_SPENDLOG']._serialized_end=722
-  _globals['_LISTSPENDLOGSREQUEST']._serialized_start=725
-  _globals['_LISTSPENDLOGSREQUEST']._serialized_end=918
-  _globals['_LISTSPENDLOGSRESPONSE']._serialized_start=920
-  _globals['_LISTSPENDLOGSRESPONSE']._serialized_end=1018
-  _globals['_MANAGEMENTSERVICE']._serialized_start=1021
-  _globals['_MANAGEMENTSERVICE']._serialized_end=1271
+  _globals['_KEY']._serialized_start=216
+  _globals['_KEY']._serialized_end=802
+  _globals['_CREATEKEYREQUEST']._serialized_start=804
+  _globals['_CREATEKEYREQUEST']._serialized_end=884
+  _globals['_CREATEKEYRESPONSE']._serialized_start=886
+  _globals['_CREATEKEYRESPONSE']._serialized_end=965
+  _globals['_GETKEYREQUEST']._serialized_start=967
+  _globals['_GETKEYREQUEST']._serialized_end=1000
+  _globals['_GETKEYRESPONSE']._serialized_start=1002
+  _globals['_GETKEYRESPONSE']._serialized_end=1062
+  _globals['_LISTKEYSREQUEST']._serialized_start=1064
+  _globals['_LISTKEYSREQUEST']._serialized_end=1173
+  _globals['_LISTKEYSRESPONSE']._serialized_start=1175
+  _globals['_LISTKEYSRESPONSE']._serialized_end=1263
+  _globals['_UPDATEKEYREQUEST']._serialized_start=1265
+  _globals['_UPDATEKEYREQUEST']._serialized_end=1376
+  _globals['_UPDATEKEYRESPONSE']._serialized_start=1378
+  _globals['_UPDATEKEYRESPONSE']._serialized_end=1441
+  _globals['_DELETEKEYREQUEST']._serialized_start=1443
+  _globals['_DELETEKEYREQUEST']._serialized_end=1502
+  _globals['_DELETEKEYRESPONSE']._serialized_start=1504
+  _globals['_DELETEKEYRESPONSE']._serialized_end=1551
+  _globals['_REGENERATEKEYREQUEST']._serialized_start=1553
+  _globals['_REGENERATEKEYREQUEST']._serialized_end=1593
+  _globals['_REGENERATEKEYRESPONSE']._serialized_start=1595
+  _globals['_REGENERATEKEYRESPONSE']._serialized_end=1678
+  _globals['_LOOKUPKEYREQUEST']._serialized_start=1680
+  _globals['_LOOKUPKEYREQUEST']._serialized_end=1716
+  _globals['_LOOKUPKEYRESPONSE']._serialized_start=1718
+  _globals['_LOOKUPKEYRESPONSE']._serialized_end=1796
+  _globals['_WRITESPENDLOGSREQUEST']._serialized_start=1798
+  _globals['_WRITESPENDLOGSREQUEST']._serialized_end=1871
+  _globals['_WRITESPENDLOGSRESPONSE']._serialized_start=1873
+  _globals['_WRITESPENDLOGSRESPONSE']._serialized_end=1935
+  _globals['_SPENDLOG']._serialized_start=1938
+  _globals['_SPENDLOG']._serialized_end=2369
+  _globals['_LISTSPENDLOGSREQUEST']._serialized_start=2372
+  _globals['_LISTSPENDLOGSREQUEST']._serialized_end=2565
+  _globals['_LISTSPENDLOGSRESPONSE']._serialized_start=2567
+  _globals['_LISTSPENDLOGSRESPONSE']._serialized_end=2665
+  _globals['_MANAGEMENTSERVICE']._serialized_start=2668
+  _globals['_MANAGEMENTSERVICE']._serialized_end=3632
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,7 @@
 import datetime
 
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from switchyard.auth.v1 import auth_service_pb2 as _auth_service_pb2
 from google.protobuf.internal import containers as _containers
@@ -9,6 +11,152 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Key(_message.Message):
+    __slots__ = ("key_hash", "key_name", "key_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit", "max_parallel_requests", "expires", "blocked", "team_id", "user_id", "metadata", "spend", "create_time", "budget_reset_time", "role")
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_DURATION_FIELD_NUMBER: _ClassVar[int]
+    TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_PARALLEL_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SPEND_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_RESET_TIME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    key_hash: str
+    key_name: str
+    key_alias: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    max_budget: float
+    budget_duration: str
+    tpm_limit: int
+    rpm_limit: int
+    max_parallel_requests: int
+    expires: _timestamp_pb2.Timestamp
+    blocked: bool
+    team_id: str
+    user_id: str
+    metadata: _struct_pb2.Struct
+    spend: float
+    create_time: _timestamp_pb2.Timestamp
+    budget_reset_time: _timestamp_pb2.Timestamp
+    role: _auth_service_pb2.PrincipalRole
+    def __init__(self, key_hash: _Optional[str] = ..., key_name: _Optional[str] = ..., key_alias: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., max_budget: _Optional[float] = ..., budget_duration: _Optional[str] = ..., tpm_limit: _Optional[int] = ..., rpm_limit: _Optional[int] = ..., max_parallel_requests: _Optional[int] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blocked: _Optional[bool] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., spend: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., role: _Optional[_Union[_auth_service_pb2.PrincipalRole, str]] = ...) -> None: ...
+
+class CreateKeyRequest(_message.Message):
+    __slots__ = ("key", "duration")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    key: Key
+    duration: str
+    def __init__(self, key: _Optional[_Union[Key, _Mapping]] = ..., duration: _Optional[str] = ...) -> None: ...
+
+class CreateKeyResponse(_message.Message):
+    __slots__ = ("secret", "key")
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    key: Key
+    def __init__(self, secret: _Optional[str] = ..., key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
+
+class GetKeyRequest(_message.Message):
+    __slots__ = ("key_hash",)
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    key_hash: str
+    def __init__(self, key_hash: _Optional[str] = ...) -> None: ...
+
+class GetKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: Key
+    def __init__(self, key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "team_id", "user_id", "key_alias")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    team_id: str
+    user_id: str
+    key_alias: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., key_alias: _Optional[str] = ...) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys", "next_page_token")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[Key]
+    next_page_token: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[Key, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateKeyRequest(_message.Message):
+    __slots__ = ("key", "update_mask")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    key: Key
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, key: _Optional[_Union[Key, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: Key
+    def __init__(self, key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
+
+class DeleteKeyRequest(_message.Message):
+    __slots__ = ("key_hashes", "key_aliases")
+    KEY_HASHES_FIELD_NUMBER: _ClassVar[int]
+    KEY_ALIASES_FIELD_NUMBER: _ClassVar[int]
+    key_hashes: _containers.RepeatedScalarFieldContainer[str]
+    key_aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key_hashes: _Optional[_Iterable[str]] = ..., key_aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteKeyResponse(_message.Message):
+    __slots__ = ("deleted_key_hashes",)
+    DELETED_KEY_HASHES_FIELD_NUMBER: _ClassVar[int]
+    deleted_key_hashes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted_key_hashes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegenerateKeyRequest(_message.Message):
+    __slots__ = ("key_hash",)
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    key_hash: str
+    def __init__(self, key_hash: _Optional[str] = ...) -> None: ...
+
+class RegenerateKeyResponse(_message.Message):
+    __slots__ = ("secret", "key")
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    key: Key
+    def __init__(self, secret: _Optional[str] = ..., key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
+
+class LookupKeyRequest(_message.Message):
+    __slots__ = ("key_hash",)
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    key_hash: str
+    def __init__(self, key_hash: _Optional[str] = ...) -> None: ...
+
+class LookupKeyResponse(_message.Message):
+    __slots__ = ("found", "key")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    key: Key
+    def __init__(self, found: _Optional[bool] = ..., key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
 
 class WriteSpendLogsRequest(_message.Message):
     __slots__ = ("records",)

@@ -46,6 +46,41 @@ class ManagementServiceStub:
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListSpendLogsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListSpendLogsResponse.FromString,
                 _registered_method=True)
+        self.CreateKey = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateKey',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateKeyResponse.FromString,
+                _registered_method=True)
+        self.GetKey = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetKey',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListKeys',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.UpdateKey = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/UpdateKey',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateKeyResponse.FromString,
+                _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteKey',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteKeyResponse.FromString,
+                _registered_method=True)
+        self.RegenerateKey = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/RegenerateKey',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RegenerateKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RegenerateKeyResponse.FromString,
+                _registered_method=True)
+        self.LookupKey = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/LookupKey',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServiceServicer:
@@ -67,6 +102,55 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateKey(self, request, context):
+        """CreateKey mints a virtual key; the secret is returned once, only here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKey(self, request, context):
+        """GetKey reads one key by its hash (or the caller's own key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """ListKeys lists keys the caller may see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateKey(self, request, context):
+        """UpdateKey changes a key's settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteKey(self, request, context):
+        """DeleteKey removes keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateKey(self, request, context):
+        """RegenerateKey replaces a key's secret, keeping its settings; the new secret is returned once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupKey(self, request, context):
+        """LookupKey resolves a key hash for the auth service (internal; service credential only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +163,41 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.ListSpendLogs,
                     request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListSpendLogsRequest.FromString,
                     response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListSpendLogsResponse.SerializeToString,
+            ),
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateKeyRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateKeyResponse.SerializeToString,
+            ),
+            'GetKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKey,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetKeyRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListKeysRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'UpdateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateKey,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateKeyRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateKeyResponse.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteKeyRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteKeyResponse.SerializeToString,
+            ),
+            'RegenerateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateKey,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RegenerateKeyRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RegenerateKeyResponse.SerializeToString,
+            ),
+            'LookupKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupKey,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +256,195 @@ class ManagementService:
             '/switchyard.management.v1.ManagementService/ListSpendLogs',
             switchyard_dot_management_dot_v1_dot_management__service__pb2.ListSpendLogsRequest.SerializeToString,
             switchyard_dot_management_dot_v1_dot_management__service__pb2.ListSpendLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateKey',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateKeyRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetKey',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetKeyRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListKeys',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListKeysRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/UpdateKey',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateKeyRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteKey',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteKeyRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/RegenerateKey',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.RegenerateKeyRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.RegenerateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/LookupKey',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

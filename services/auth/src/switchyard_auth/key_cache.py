@@ -1,0 +1,150 @@
+"""Virtual keys as auth sees them: looked up in management by hash, kept in process for seconds.
+
+Entries live :data:`POSITIVE_TTL` seconds for a key that exists and :data:`NEGATIVE_TTL` for a
+hash that does not (so a key created a moment ago works within a second, and a flood of made-up
+keys costs management at most one lookup per hash per second). Once an entry expires, the next
+request for it asks management again; concurrent requests for the same hash share that one lookup.
+
+Outages: when management cannot answer (database down, management unreachable, lookup timed
+out), an expired entry is served as it was last seen, for as long as the outage lasts. Known keys
+keep working while the database is down, at the price that a key deleted or blocked during the
+outage keeps its last known state until management answers again. While management keeps
+failing, a stale entry is retried every :data:`NEGATIVE_TTL` seconds. A hash with no entry at all
+cannot be decided then and is ``service_unavailable`` (503), never admitted and never a 500.
+
+A change made through management reaches this cache within :data:`POSITIVE_TTL` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from switchyard.management.v1 import management_service_pb2
+from switchyard_core import errors
+from switchyard_core.errors import SwitchyardError
+from switchyard_core.grpc_util import bearer_metadata
+
+log = logging.getLogger(__name__)
+
+POSITIVE_TTL = 5.0
+"""Seconds a found key is served without asking management again."""
+NEGATIVE_TTL = 1.0
+"""Seconds an unknown hash is refused without asking management again."""
+LOOKUP_TIMEOUT = 2.0
+"""Longest wait for management's answer, in seconds; it is on the request path."""
+MAX_ENTRIES = 100_000
+"""Entries kept at most; beyond it the oldest are dropped (they are looked up again when needed)."""
+
+UNAVAILABLE = SwitchyardError(
+    "service_unavailable", "Keys cannot be checked right now; try again shortly.", retry_after=1
+)
+
+Lookup = Callable[[str], Awaitable["management_service_pb2.Key | None"]]
+"""Resolves a key hash to its key, or None; raises ``SwitchyardError`` when it cannot tell."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: management_service_pb2.Key | None
+    fresh_until: float
+
+
+class KeyCache:
+    """Key hash -> key, from management, cached; one per process, safe to share between tasks.
+
+    ``lookup`` asks management (see :func:`management_lookup`); ``clock`` is monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        lookup: Lookup,
+        *,
+        positive_ttl: float = POSITIVE_TTL,
+        negative_ttl: float = NEGATIVE_TTL,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._positive_ttl = positive_ttl
+        self._negative_ttl = negative_ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._pending: dict[str, asyncio.Future[management_service_pb2.Key | None]] = {}
+
+    async def get(self, key_hash: str) -> management_service_pb2.Key | None:
+        """The key with ``key_hash``, or None when there is none.
+
+        Raises ``service_unavailable`` only when management cannot answer and nothing is cached.
+        The returned message is shared: never mutate it.
+        """
+        entry = self._entries.get(key_hash)
+        if entry is not None and entry.fresh_until > self._clock():
+            return entry.key
+        pending = self._pending.get(key_hash)
+        if pending is None:
+            # A task of its own, not the caller's: a caller that gives up (client gone, deadline)
+            # must not cancel the lookup other requests for the same hash are waiting on.
+            pending = asyncio.ensure_future(self._refresh(key_hash, entry))
+            self._pending[key_hash] = pending
+            pending.add_done_callback(lambda done: self._settled(key_hash, done))
+        return await asyncio.shield(pending)
+
+    def _settled(self, key_hash: str, done: asyncio.Future[management_service_pb2.Key | None]) -> None:
+        if self._pending.get(key_hash) is done:
+            del self._pending[key_hash]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a lookup whose callers all left logs no warning
+
+    def invalidate(self, key_hash: str) -> None:
+        """Forget ``key_hash``: the next request asks management."""
+        self._entries.pop(key_hash, None)
+
+    async def _refresh(self, key_hash: str, stale: _Entry | None) -> management_service_pb2.Key | None:
+        try:
+            key = await self._lookup(key_hash)
+        except SwitchyardError as exc:
+            if stale is not None:
+                log.warning("key lookup failed (%s); serving the cached entry", exc.reason)
+                # Asked again after NEGATIVE_TTL, not on every request: during an outage only
+                # one request per key per interval waits for management to fail.
+                self._store(key_hash, _Entry(stale.key, self._clock() + self._negative_ttl))
+                return stale.key
+            log.warning("key lookup failed (%s) and the key is not cached", exc.reason)
+            raise UNAVAILABLE from None
+        ttl = self._positive_ttl if key is not None else self._negative_ttl
+        self._store(key_hash, _Entry(key, self._clock() + ttl))
+        return key
+
+    def _store(self, key_hash: str, entry: _Entry) -> None:
+        self._entries.pop(key_hash, None)  # re-inserted last: dict order is age order
+        while len(self._entries) >= self._max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key_hash] = entry
+
+
+def management_lookup(management: Any, service_key: str, timeout: float = LOOKUP_TIMEOUT) -> Lookup:
+    """A :data:`Lookup` calling ``ManagementService.LookupKey`` on stub ``management``.
+
+    ``service_key`` (the master key) is the credential; every failure becomes a ``SwitchyardError``.
+    """
+    metadata = bearer_metadata(service_key)
+
+    async def lookup(key_hash: str) -> management_service_pb2.Key | None:
+        request = management_service_pb2.LookupKeyRequest(key_hash=key_hash)
+        try:
+            response = await management.LookupKey(request, metadata=metadata, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise errors.from_rpc_error(exc) from None
+        except TimeoutError:
+            raise UNAVAILABLE from None
+        return response.key if response.found else None
+
+    return lookup

@@ -1,0 +1,398 @@
+"""Virtual keys: minted, read, listed, changed, deleted and regenerated, each change audited.
+
+A key's secret ("sk-" followed by 43 URL-safe characters from :mod:`secrets`) exists only in the
+response that creates or regenerates it. The database holds its SHA-256 hex digest (the key's
+identity, ``key_hash``) and ``key_name``, "sk-...<last four>". Every admin change writes one
+``audit_log`` row per changed key in the same transaction as the change, so the log and the keys
+never disagree; its before/after images are the key's settings, never a secret.
+
+Listing is newest first by ``(create_time, key_hash)``, with keyset page tokens like spend logs.
+Every statement is built with SQLAlchemy Core, so every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from google.protobuf import json_format
+from sqlalchemy import String, Table, delete, insert, literal, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from switchyard.auth.v1 import auth_service_pb2
+from switchyard.management.v1 import management_service_pb2 as pb
+from switchyard_core.errors import SwitchyardError
+from switchyard_core.grpc_util import hash_key
+from switchyard_management.errors import database_errors
+from switchyard_management.models import AuditLog, UTCDateTime, VirtualKey
+from switchyard_management.store import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    _decode_token,
+    _encode_token,
+    _set_timestamp,
+)
+
+SECRET_PREFIX = "sk-"
+SECRET_BYTES = 32
+"""Random bytes in a secret: 256 bits, 43 URL-safe characters."""
+
+_TABLE = cast(Table, VirtualKey.__table__)
+_COLUMNS = _TABLE.c
+_AUDIT = cast(Table, AuditLog.__table__)
+_Role = auth_service_pb2.PrincipalRole
+_ROLE_PREFIX = "PRINCIPAL_ROLE_"
+_DURATION = re.compile(r"(\d{1,9})([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LIMITS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
+
+UPDATABLE_FIELDS = frozenset(
+    {
+        "key_alias",
+        "models",
+        "max_budget",
+        "budget_duration",
+        "tpm_limit",
+        "rpm_limit",
+        "max_parallel_requests",
+        "expires",
+        "blocked",
+        "team_id",
+        "user_id",
+        "metadata",
+        "spend",
+        "role",
+    }
+)
+"""Paths of ``Key`` an update mask may name; a field in the mask but unset in the message is cleared."""
+
+
+def parse_duration(value: str, param: str) -> timedelta:
+    """``"30s"``, ``"15m"``, ``"1h"``, ``"30d"``: a positive whole number and one unit.
+
+    Anything else is ``invalid_request`` naming ``param``.
+    """
+    match = _DURATION.fullmatch(value.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise _invalid(param, "must be a positive duration such as '30s', '15m', '1h' or '30d'")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilters:
+    """Which keys to list; empty fields do not filter."""
+
+    team_id: str = ""
+    user_id: str = ""
+    key_alias: str = ""
+
+    def fingerprint(self) -> str:
+        return hash_key("\x00".join(("keys", self.team_id, self.user_id, self.key_alias)))[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage:
+    """One page of keys, newest first."""
+
+    keys: list[pb.Key]
+    next_page_token: str
+    """Pass back to get the next page; empty on the last page."""
+
+
+class KeyStore:
+    """Virtual keys in the system of record; one per process, shared by all tasks.
+
+    Database failures surface as ``service_unavailable``, invalid input as ``invalid_request``
+    naming the field, unknown keys as ``not_found``. ``actor`` arguments are the caller's key hash,
+    written to the audit log.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.healthy = False
+
+    def _observe(self, ok: bool) -> None:
+        self.healthy = ok
+
+    async def create(self, key: pb.Key, duration: str, actor: str) -> tuple[str, pb.Key]:
+        """Mint a key with ``key``'s settings; return ``(secret, stored key)``.
+
+        ``key_hash``, ``key_name``, ``spend`` and the times in ``key`` are ignored. ``duration``
+        (e.g. ``"30d"``) sets ``expires`` from now; it may not be combined with ``key.expires``.
+        """
+        now = _now()
+        row = _settings(key, set(UPDATABLE_FIELDS - {"spend"}), now)
+        if duration:
+            if key.HasField("expires"):
+                raise _invalid("duration", "cannot be combined with expires")
+            row["expires"] = now + parse_duration(duration, "duration")
+        if not row["role"] or row["role"] == "unspecified":
+            row["role"] = _role_name(_Role.PRINCIPAL_ROLE_INTERNAL_USER)
+        secret = _new_secret()
+        row.update(
+            key_hash=hash_key(secret),
+            key_name=_key_name(secret),
+            spend=0.0,
+            create_time=now,
+            update_time=now,
+            budget_reset_time=_reset_time(row["budget_duration"], now),
+        )
+        async with database_errors("creating a key", self._observe), self._engine.begin() as conn:
+            await conn.execute(insert(_TABLE), [row])
+            await _audit(conn, now, actor, "create", row["key_hash"], None, _image(row))
+        return secret, _key(row)
+
+    async def get(self, key_hash: str) -> pb.Key:
+        """The key with ``key_hash``; ``not_found`` when there is none."""
+        key = await self.lookup(key_hash)
+        if key is None:
+            raise _not_found()
+        return key
+
+    async def lookup(self, key_hash: str) -> pb.Key | None:
+        """The key with ``key_hash``, or None."""
+        if not key_hash:
+            return None
+        query = select(_TABLE).where(_COLUMNS.key_hash == key_hash)
+        async with database_errors("looking up a key", self._observe), self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _key(row._mapping)
+
+    async def list(self, filters: KeyFilters, page_size: int = 0, page_token: str = "") -> KeyPage:
+        """One page of keys matching ``filters``, newest first (``page_size`` 0 means 100, at most 1000)."""
+        if page_size < 0 or page_size > MAX_PAGE_SIZE:
+            raise _invalid("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+        size = page_size or DEFAULT_PAGE_SIZE
+        fingerprint = filters.fingerprint()
+        query = select(_TABLE).order_by(_COLUMNS.create_time.desc(), _COLUMNS.key_hash.desc()).limit(size + 1)
+        for name in ("team_id", "user_id", "key_alias"):
+            if value := getattr(filters, name):
+                query = query.where(_COLUMNS[name] == value)
+        if page_token:
+            after_time, after_hash = _decode_token(page_token, fingerprint)
+            query = query.where(
+                tuple_(_COLUMNS.create_time, _COLUMNS.key_hash)
+                < tuple_(literal(after_time, UTCDateTime()), literal(after_hash, String()))
+            )
+        async with database_errors("listing keys", self._observe), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        keys = [_key(row._mapping) for row in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            last = rows[size - 1]
+            token = _encode_token(last.create_time, last.key_hash, fingerprint)
+        return KeyPage(keys=keys, next_page_token=token)
+
+    async def update(self, key: pb.Key, paths: Sequence[str], actor: str) -> pb.Key:
+        """Set the fields named by ``paths`` (``Key`` field names) of the key ``key.key_hash`` names.
+
+        A path outside :data:`UPDATABLE_FIELDS`, or none at all, is ``invalid_request`` on
+        ``update_mask``. Changing ``budget_duration`` starts a new budget window now.
+        """
+        if not key.key_hash:
+            raise _invalid("key.key_hash", "is required")
+        fields = set(paths)
+        if not fields:
+            raise _invalid("update_mask", "must name at least one field")
+        if unknown := sorted(fields - UPDATABLE_FIELDS):
+            raise _invalid("update_mask", f"names fields that cannot be changed: {', '.join(unknown)}")
+        now = _now()
+        changes = _settings(key, fields, now)
+        if "role" in changes and changes["role"] == "unspecified":
+            changes["role"] = _role_name(_Role.PRINCIPAL_ROLE_INTERNAL_USER)
+        if "budget_duration" in changes:
+            changes["budget_reset_time"] = _reset_time(changes["budget_duration"], now)
+        changes["update_time"] = now
+        async with database_errors("updating a key", self._observe), self._engine.begin() as conn:
+            before = await _locked(conn, key.key_hash)
+            await conn.execute(update(_TABLE).where(_COLUMNS.key_hash == key.key_hash).values(**changes))
+            after = {**before, **changes}
+            await _audit(conn, now, actor, "update", key.key_hash, _image(before), _image(after))
+        return _key(after)
+
+    async def delete(self, key_hashes: Sequence[str], key_aliases: Sequence[str], actor: str) -> builtins.list[str]:
+        """Delete the named keys, all or none; return their hashes.
+
+        Every hash must name a key and every alias at least one (all keys with that alias are
+        deleted), else ``not_found`` and nothing changes.
+        """
+        hashes, aliases = set(key_hashes), set(key_aliases)
+        if not hashes and not aliases:
+            raise _invalid("key_hashes", "or key_aliases must name at least one key")
+        now = _now()
+        async with database_errors("deleting keys", self._observe), self._engine.begin() as conn:
+            query = select(_TABLE).where(or_(_COLUMNS.key_hash.in_(hashes), _COLUMNS.key_alias.in_(aliases)))
+            rows = [dict(row._mapping) for row in (await conn.execute(query.with_for_update())).all()]
+            if hashes - {row["key_hash"] for row in rows} or aliases - {row["key_alias"] for row in rows}:
+                raise _not_found()
+            deleted = sorted(row["key_hash"] for row in rows)
+            await conn.execute(delete(_TABLE).where(_COLUMNS.key_hash.in_(deleted)))
+            for row in rows:
+                await _audit(conn, now, actor, "delete", row["key_hash"], _image(row), None)
+        return deleted
+
+    async def regenerate(self, key_hash: str, actor: str) -> tuple[str, pb.Key]:
+        """Give the key a new secret, keeping its settings and spend; the old secret stops working.
+
+        Returns ``(new secret, key under its new hash)``; ``not_found`` for an unknown hash.
+        """
+        if not key_hash:
+            raise _invalid("key_hash", "is required")
+        now = _now()
+        secret = _new_secret()
+        changes = {"key_hash": hash_key(secret), "key_name": _key_name(secret), "update_time": now}
+        async with database_errors("regenerating a key", self._observe), self._engine.begin() as conn:
+            before = await _locked(conn, key_hash)
+            await conn.execute(update(_TABLE).where(_COLUMNS.key_hash == key_hash).values(**changes))
+            after = {**before, **changes}
+            await _audit(conn, now, actor, "regenerate", key_hash, _image(before), _image(after))
+        return secret, _key(after)
+
+
+async def _locked(conn: AsyncConnection, key_hash: str) -> dict[str, Any]:
+    """The row of ``key_hash``, locked until the transaction ends (PostgreSQL; SQLite locks the file)."""
+    query = select(_TABLE).where(_COLUMNS.key_hash == key_hash).with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise _not_found()
+    return dict(row._mapping)
+
+
+async def _audit(
+    conn: AsyncConnection,
+    now: datetime,
+    actor: str,
+    action: str,
+    object_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    values = {
+        "time": now,
+        "actor_key_hash": actor,
+        "action": action,
+        "object_type": "key",
+        "object_id": object_id,
+        "before": before,
+        "after": after,
+    }
+    await conn.execute(insert(_AUDIT), [values])
+
+
+def _settings(key: pb.Key, fields: set[str], now: datetime) -> dict[str, Any]:
+    """Column values for ``fields`` of ``key``, validated; unset optional fields become NULL."""
+    values: dict[str, Any] = {}
+    for name in ("key_alias", "team_id", "user_id", "blocked"):
+        if name in fields:
+            values[name] = getattr(key, name)
+    if "models" in fields:
+        if any(not model.strip() for model in key.models):
+            raise _invalid("key.models", "must not contain empty names")
+        values["models"] = list(dict.fromkeys(key.models))
+    if "max_budget" in fields:
+        budget = key.max_budget if key.HasField("max_budget") else None
+        if budget is not None and (not math.isfinite(budget) or budget < 0):
+            raise _invalid("key.max_budget", "must be a non-negative number")
+        values["max_budget"] = budget
+    if "spend" in fields:
+        if not math.isfinite(key.spend) or key.spend < 0:
+            raise _invalid("key.spend", "must be a non-negative number")
+        values["spend"] = key.spend
+    for name in _LIMITS:
+        if name in fields:
+            limit = getattr(key, name) if key.HasField(name) else None
+            if limit is not None and limit < 0:
+                raise _invalid(f"key.{name}", "must not be negative")
+            values[name] = limit
+    if "budget_duration" in fields:
+        if key.budget_duration:
+            parse_duration(key.budget_duration, "key.budget_duration")
+        values["budget_duration"] = key.budget_duration.strip()
+    if "expires" in fields:
+        values["expires"] = _expires(key) if key.HasField("expires") else None
+    if "metadata" in fields:
+        values["metadata"] = json_format.MessageToDict(key.metadata)
+    if "role" in fields:
+        if key.role not in _Role.values():
+            raise _invalid("key.role", "is not a known role")
+        values["role"] = _role_name(key.role)
+    return values
+
+
+def _expires(key: pb.Key) -> datetime:
+    try:
+        return key.expires.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise _invalid("key.expires", "is out of range") from None
+
+
+def _reset_time(budget_duration: str, now: datetime) -> datetime | None:
+    return now + parse_duration(budget_duration, "key.budget_duration") if budget_duration else None
+
+
+def _key(row: Any) -> pb.Key:
+    """The API view of a row (a mapping of column names)."""
+    key = pb.Key(
+        key_hash=row["key_hash"],
+        key_name=row["key_name"],
+        key_alias=row["key_alias"],
+        models=row["models"],
+        budget_duration=row["budget_duration"],
+        blocked=row["blocked"],
+        team_id=row["team_id"],
+        user_id=row["user_id"],
+        spend=row["spend"],
+        role=_role_value(row["role"]),
+    )
+    for name in ("max_budget", *_LIMITS):
+        if row[name] is not None:
+            setattr(key, name, row[name])
+    if row["metadata"]:
+        key.metadata.update(row["metadata"])
+    for name in ("expires", "create_time", "budget_reset_time"):
+        if row[name] is not None:
+            _set_timestamp(getattr(key, name), row[name])
+    return key
+
+
+def _image(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as JSON for the audit log: the key's settings, times as ISO 8601."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value for name, value in row.items()}
+
+
+def _role_name(role: int) -> str:
+    return _Role.Name(role).removeprefix(_ROLE_PREFIX).lower()
+
+
+def _role_value(name: str) -> int:
+    try:
+        return _Role.Value(_ROLE_PREFIX + name.upper())
+    except ValueError:
+        # A role name this build does not know grants nothing beyond an internal user.
+        return _Role.PRINCIPAL_ROLE_INTERNAL_USER
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def _key_name(secret: str) -> str:
+    return f"{SECRET_PREFIX}...{secret[-4:]}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _invalid(field: str, problem: str) -> SwitchyardError:
+    return SwitchyardError("invalid_request", f"{field} {problem}.", param=field)
+
+
+def _not_found() -> SwitchyardError:
+    return SwitchyardError("not_found", "No such key.")
