@@ -69,3 +69,21 @@ async def test_a_virtual_key_cannot_mint_keys(stack: Stack) -> None:
     assert refused.json()["error"]["type"] == "permission_error"
     assert own.status_code == 200
     assert key not in own.text
+
+
+async def test_a_keys_rpm_limit_is_a_429_with_rate_limit_headers(stack: Stack) -> None:
+    import time
+
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        key = str((await _generate(http, key_alias="e2e-rpm", rpm_limit=2))["key"])
+        if 60 - time.time() % 60 < 10:  # limits count calendar minutes: stay inside one
+            await asyncio.sleep(60 - time.time() % 60 + 0.5)
+        headers = {"Authorization": f"Bearer {key}"}
+        body = {"model": "chat-model", "messages": USER}
+        answers = [await http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    refused = answers[2]
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-limit-requests"] == "2"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"

@@ -10,14 +10,21 @@ Two kinds of credential:
 Refusals: a missing or unknown key is ``invalid_api_key``, a blocked key ``key_blocked``, a key
 past its ``expires`` ``key_expired`` (all 401); a request for a model outside the key's
 ``models`` is ``model_not_allowed`` (403). When the key cannot be checked (management unreachable
-and the key not cached) the answer is ``service_unavailable`` (503). Limits and budgets arrive
-later and extend :meth:`Authorizer.authorize` without changing its contract.
+and the key not cached) the answer is ``service_unavailable`` (503).
+
+Rate limits: a virtual key's ``rpm_limit``, ``tpm_limit`` and ``max_parallel_requests`` are checked
+last for requests that call a model (a non-empty ``model``), by a
+:class:`~switchyard_auth.limits.RateLimiter`, charging the request's ``estimated_tokens``; a
+refusal is ``rate_limit_exceeded`` (429) with ``retry_after`` and the ``x-ratelimit-*`` figures.
+When a parallel slot is taken, ``reservation_id`` is the request id (one is made up when the
+request has none); ``RecordUsage`` releases it. The master key has no limits.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 
@@ -26,6 +33,7 @@ from google.protobuf import timestamp_pb2
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
 from switchyard_auth.key_cache import KeyCache
+from switchyard_auth.limits import Limits, LocalRateLimiter, RateLimiter
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 
@@ -48,14 +56,21 @@ class Authorizer:
     """Answers ``Authorize``; one per process, safe to share between tasks.
 
     ``keys`` resolves virtual keys; without it (no master key, hence no credential to ask
-    management with) only the master key is accepted. ``clock`` is wall-clock seconds, for expiry.
+    management with) only the master key is accepted. ``limiter`` enforces per-key rate limits
+    (in process when not given). ``clock`` is wall-clock seconds, for expiry.
     """
 
     def __init__(
-        self, master_key: str, keys: KeyCache | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        master_key: str,
+        keys: KeyCache | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._master_key = master_key.encode()
         self._keys = keys if master_key else None
+        self._limiter: RateLimiter = limiter if limiter is not None else LocalRateLimiter()
         self._clock = clock
         self._master_principal = auth_service_pb2.AuthorizeResponse(
             principal=auth_service_pb2.Principal(
@@ -88,7 +103,33 @@ class Authorizer:
             raise SwitchyardError(
                 "model_not_allowed", f"This API key may not use the model '{request.model}'.", param="model"
             )
-        return _response(key)
+        limits = key_limits(key)
+        # Limits count model calls; admin RPCs and model listings (no model) neither count nor wait.
+        if not limits or not request.model:
+            return _response(key)
+        request_id = request.request_id or uuid.uuid4().hex
+        decision = await self._limiter.check(key.key_hash, limits, request.estimated_tokens, request_id)
+        if not decision.admitted:
+            raise decision.error()
+        response = _response(key)
+        if decision.slot:
+            response.reservation_id = request_id
+        return response
+
+    async def release(self, records: Sequence[auth_service_pb2.UsageRecord]) -> None:
+        """Free the parallel slots of finished requests (records without a reservation are skipped)."""
+        slots = [(record.key_hash, record.reservation_id) for record in records if record.reservation_id]
+        if slots:
+            await self._limiter.release(slots)
+
+
+def key_limits(key: management_service_pb2.Key) -> Limits:
+    """The rate limits ``key`` sets."""
+    return Limits(
+        rpm=key.rpm_limit if key.HasField("rpm_limit") else None,
+        tpm=key.tpm_limit if key.HasField("tpm_limit") else None,
+        parallel=key.max_parallel_requests if key.HasField("max_parallel_requests") else None,
+    )
 
 
 def model_allowed(model: str, allowed: Sequence[str]) -> bool:

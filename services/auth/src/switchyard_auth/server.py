@@ -6,6 +6,7 @@ from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.key_cache import KeyCache, management_lookup
+from switchyard_auth.limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
 from switchyard_auth.usage import SpendForwarder
 from switchyard_core.runtime import Channels, Service, ServiceSettings
@@ -17,10 +18,12 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     spend = SpendForwarder(management, master_key)
     # The master key is auth's credential towards management; LookupKey is admin-only.
     keys = KeyCache(management_lookup(management, master_key))
-    servicer = AuthServicer(Authorizer(master_key, keys), spend)
+    # Rate limits share the router's Redis (router_settings), so every replica enforces one limit.
+    limiter = build_limiter(settings.config.router_settings)
+    servicer = AuthServicer(Authorizer(master_key, keys, limiter=limiter), spend)
     return Service(
         name="auth",
         registrations=[(auth_service_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],
         on_start=[spend.batcher.start],
-        on_stop=[spend.batcher.stop],
+        on_stop=[spend.batcher.stop, limiter.close],
     )

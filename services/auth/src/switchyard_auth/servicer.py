@@ -27,5 +27,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     async def RecordUsage(
         self, request: auth_service_pb2.RecordUsageRequest, context: Any
     ) -> auth_service_pb2.RecordUsageResponse:
-        self._spend.submit(list(request.records))
+        records = list(request.records)
+        self._spend.submit(records)
+        await self._authorizer.release(records)
         return auth_service_pb2.RecordUsageResponse(accepted=len(request.records))
