@@ -34,9 +34,9 @@ from switchyard_management.models import AuditLog, UTCDateTime, VirtualKey
 from switchyard_management.store import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    _decode_token,
-    _encode_token,
-    _set_timestamp,
+    decode_page_token,
+    encode_page_token,
+    set_timestamp,
 )
 
 SECRET_PREFIX = "sk-"
@@ -175,7 +175,7 @@ class KeyStore:
             if value := getattr(filters, name):
                 query = query.where(_COLUMNS[name] == value)
         if page_token:
-            after_time, after_hash = _decode_token(page_token, fingerprint)
+            after_time, after_hash = decode_page_token(page_token, fingerprint)
             query = query.where(
                 tuple_(_COLUMNS.create_time, _COLUMNS.key_hash)
                 < tuple_(literal(after_time, UTCDateTime()), literal(after_hash, String()))
@@ -186,7 +186,7 @@ class KeyStore:
         token = ""
         if len(rows) > size:
             last = rows[size - 1]
-            token = _encode_token(last.create_time, last.key_hash, fingerprint)
+            token = encode_page_token(last.create_time, last.key_hash, fingerprint)
         return KeyPage(keys=keys, next_page_token=token)
 
     async def update(self, key: pb.Key, paths: Sequence[str], actor: str) -> pb.Key:
@@ -357,7 +357,7 @@ def _key(row: Any) -> pb.Key:
         key.metadata.update(row["metadata"])
     for name in ("expires", "create_time", "budget_reset_time"):
         if row[name] is not None:
-            _set_timestamp(getattr(key, name), row[name])
+            set_timestamp(getattr(key, name), row[name])
     return key
 
 

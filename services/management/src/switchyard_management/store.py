@@ -157,7 +157,7 @@ class SpendStore:
         if filters.end_time is not None:
             query = query.where(_COLUMNS.start_time < filters.end_time)
         if page_token:
-            after_time, after_id = _decode_token(page_token, fingerprint)
+            after_time, after_id = decode_page_token(page_token, fingerprint)
             # Row-value comparison: one index range scan on (start_time, request_id).
             query = query.where(
                 tuple_(_COLUMNS.start_time, _COLUMNS.request_id)
@@ -169,7 +169,7 @@ class SpendStore:
         token = ""
         if len(rows) > size:
             last = rows[size - 1]
-            token = _encode_token(last.start_time, last.request_id, fingerprint)
+            token = encode_page_token(last.start_time, last.request_id, fingerprint)
         return SpendPage(logs=logs, next_page_token=token)
 
 
@@ -240,8 +240,8 @@ def _spend_log(row: Any) -> management_service_pb2.SpendLog:
         cache_hit=row["cache_hit"],
         **{name: row[name] for name in _TEXT_FIELDS},
     )
-    _set_timestamp(log.start_time, row["start_time"])
-    _set_timestamp(log.end_time, row["end_time"])
+    set_timestamp(log.start_time, row["start_time"])
+    set_timestamp(log.end_time, row["end_time"])
     return log
 
 
@@ -255,18 +255,18 @@ def _micros_or_none(value: datetime | None) -> int | None:
     return None if value is None else _micros(value)
 
 
-def _set_timestamp(target: Any, value: datetime) -> None:
+def set_timestamp(target: Any, value: datetime) -> None:
     seconds, micros = divmod(_micros(value), 1_000_000)
     target.seconds = seconds
     target.nanos = micros * 1000
 
 
-def _encode_token(start_time: datetime, request_id: str, fingerprint: str) -> str:
+def encode_page_token(start_time: datetime, request_id: str, fingerprint: str) -> str:
     payload = orjson.dumps([_micros(start_time), request_id, fingerprint])
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
 
 
-def _decode_token(token: str, fingerprint: str) -> tuple[datetime, str]:
+def decode_page_token(token: str, fingerprint: str) -> tuple[datetime, str]:
     try:
         payload = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         micros, after_id, issued_for = payload
