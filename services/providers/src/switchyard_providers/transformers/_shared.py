@@ -170,3 +170,9 @@ def error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
         opt_str(error.get("code")),
         opt_str(error.get("param")),
     )
+
+
+def empty_content_part(index: int, position: int) -> SwitchyardError:
+    """The error for a content part that is neither text nor an image (one wording for every provider)."""
+    param = f"messages[{index}].content[{position}]"
+    return SwitchyardError("invalid_request", f"{param} is an empty content part.", param=param)

@@ -84,6 +84,7 @@ from switchyard_core.errors import SwitchyardError
 from switchyard_providers.transformers._shared import (
     INT32_MAX,
     MAX_MESSAGE,
+    empty_content_part,
     int32,
     json_or_none,
     load_object,
@@ -706,7 +707,7 @@ def _content_blocks(message: chat_pb2.Message, index: int) -> list[dict[str, Any
         elif kind == "image_url":
             blocks.append(_image_block(part.image_url.url, param))
         else:
-            raise _invalid(f"{param} is an empty content part.", param)
+            raise empty_content_part(index, position)
     return blocks
 
 

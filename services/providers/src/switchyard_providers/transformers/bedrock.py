@@ -111,6 +111,7 @@ from switchyard_providers.framing import FrameDecoder
 from switchyard_providers.transformers._shared import (
     INT32_MAX,
     MAX_MESSAGE,
+    empty_content_part,
     extend_vector,
     json_or_none,
     load_object,
@@ -806,8 +807,7 @@ def _user_blocks(message: chat_pb2.Message, index: int) -> list[dict[str, Any]]:
         elif kind == "image_url":
             blocks.append(image_block(part.image_url.url, f"messages[{index}].content[{position}].image_url.url"))
         else:
-            param = f"messages[{index}].content[{position}]"
-            raise SwitchyardError("invalid_request", f"{param} is an empty content part.", param=param)
+            raise empty_content_part(index, position)
     return blocks
 
 

@@ -43,6 +43,7 @@ import orjson
 from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
 from switchyard_providers.transformers._shared import (
+    empty_content_part,
     error_fields,
     extend_vector,
     load_object,
@@ -432,8 +433,7 @@ def _part_json(part: chat_pb2.ContentPart, index: int, position: int) -> dict[st
         if part.image_url.detail:
             image["detail"] = part.image_url.detail
         return {"type": "image_url", "image_url": image}
-    param = f"messages[{index}].content[{position}]"
-    raise SwitchyardError("invalid_request", f"{param} is an empty content part.", param=param)
+    raise empty_content_part(index, position)
 
 
 def _text_only(message: chat_pb2.Message, index: int) -> str:

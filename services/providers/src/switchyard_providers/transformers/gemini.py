@@ -96,6 +96,7 @@ from switchyard_providers.transformers._shared import (
     INT32_MAX,
     MAX_MESSAGE,
     clamp_int32,
+    empty_content_part,
     extend_vector,
     json_or_none,
     load_object,
@@ -734,8 +735,7 @@ def _parts(message: chat_pb2.Message, index: int) -> list[dict[str, Any]]:
         elif kind == "image_url":
             parts.append(image_part(part.image_url.url, f"messages[{index}].content[{position}].image_url"))
         else:
-            param = f"messages[{index}].content[{position}]"
-            raise SwitchyardError("invalid_request", f"{param} is an empty content part.", param=param)
+            raise empty_content_part(index, position)
     return parts
 
 

@@ -48,6 +48,7 @@ from switchyard.type.v1 import chat_pb2, deployment_pb2, embedding_pb2
 from switchyard_core.errors import SwitchyardError
 from switchyard_providers.framing import FrameDecoder, NDJSONDecoder
 from switchyard_providers.transformers._shared import (
+    empty_content_part,
     error_fields,
     extend_vector,
     int32,
@@ -404,8 +405,7 @@ def _messages_json(messages: Any) -> list[dict[str, Any]]:
                 elif kind == "image_url":
                     images.append(_image_base64(part.image_url.url, index, position))
                 else:
-                    param = f"messages[{index}].content[{position}]"
-                    raise SwitchyardError("invalid_request", f"{param} is an empty content part.", param=param)
+                    raise empty_content_part(index, position)
             item["content"] = "\n".join(texts)
             if images:
                 item["images"] = images

@@ -40,6 +40,7 @@ from switchyard_core.errors import SwitchyardError
 from switchyard_providers.transformers._shared import (
     INT32_MAX,
     MAX_MESSAGE,
+    empty_content_part,
     error_fields,
     extend_vector,
     int32,
@@ -479,8 +480,7 @@ def _part_json(part: chat_pb2.ContentPart, index: int, position: int) -> dict[st
         if part.image_url.detail:
             image["detail"] = part.image_url.detail
         return {"type": "image_url", "image_url": image}
-    param = f"messages[{index}].content[{position}]"
-    raise SwitchyardError("invalid_request", f"{param} is an empty content part.", param=param)
+    raise empty_content_part(index, position)
 
 
 def tool_json(tool: chat_pb2.Tool) -> dict[str, Any]:
