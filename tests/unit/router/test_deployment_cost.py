@@ -50,13 +50,13 @@ def groups(**params: Any) -> ModelGroups:
     ],
 )
 def test_cost_config_then_catalogue_then_zero(params: dict[str, Any], expected: float) -> None:
-    deployment = groups(**params).choose("g")
+    deployment = groups(**params).members("g")[0]
     assert deployment is not None
     assert deployment.cost(USAGE) == pytest.approx(expected)
 
 
 def test_catalogue_is_consulted_at_start_never_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    deployment = groups(model="openai/gpt-4o").choose("g")
+    deployment = groups(model="openai/gpt-4o").members("g")[0]
     assert deployment is not None
 
     def no_lookup(*args: object) -> None:

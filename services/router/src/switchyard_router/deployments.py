@@ -1,4 +1,4 @@
-"""Model groups and the choice of a deployment within one.
+"""Model groups and their deployments.
 
 Built once from the config at start; each deployment's ``Deployment`` message and its prices
 (config override, else the bundled catalogue, else 0) are prepared then and shared read-only by
@@ -7,7 +7,6 @@ every request, so the hot path does no config or catalogue work.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -58,50 +57,27 @@ def deployment_prices(config: DeploymentConfig) -> catalogue.Prices:
 
 
 class ModelGroups:
-    """Model group name -> its deployments, with weighted random choice."""
+    """Model group name -> its deployments (choosing among them is a routing strategy's job)."""
 
     def __init__(self, deployments: Iterable[DeploymentConfig]) -> None:
-        self._groups: dict[str, tuple[list[Deployment], list[float]]] = {}
+        self._groups: dict[str, list[Deployment]] = {}
         for config in deployments:
-            members, weights = self._groups.setdefault(config.model_name, ([], []))
+            members = self._groups.setdefault(config.model_name, [])
             members.append(Deployment(config, _message(config), deployment_prices(config)))
-            weights.append(_weight(config))
 
     def names(self) -> list[str]:
         return list(self._groups)
 
     def members(self, name: str) -> list[Deployment]:
         """The deployments of group ``name`` (empty when unknown)."""
-        group = self._groups.get(name)
-        return list(group[0]) if group else []
+        return list(self._groups.get(name, ()))
 
     def all(self) -> list[Deployment]:
         """Every deployment of every group."""
-        return [member for members, _ in self._groups.values() for member in members]
+        return [member for members in self._groups.values() for member in members]
 
     def __contains__(self, name: str) -> bool:
         return name in self._groups
-
-    def choose(self, name: str) -> Deployment | None:
-        """A deployment of group ``name`` drawn in proportion to its weight, or None if unknown."""
-        group = self._groups.get(name)
-        if group is None:
-            return None
-        members, weights = group
-        if len(members) == 1:
-            return members[0]
-        return random.choices(members, weights)[0]
-
-
-def _weight(config: DeploymentConfig) -> float:
-    # LiteLLM's simple-shuffle: explicit weight first, else rpm, else tpm, else equal shares.
-    if config.params.get("weight") is not None:
-        return max(config.weight, 0.0)
-    if config.rpm:
-        return float(config.rpm)
-    if config.tpm:
-        return float(config.tpm)
-    return 1.0
 
 
 def _message(config: DeploymentConfig) -> deployment_pb2.Deployment:
