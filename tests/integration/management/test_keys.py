@@ -102,13 +102,14 @@ def in_fields(key: pb.Key) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("1d", 86400), ("30d", 2_592_000)]
+    ("value", "seconds"),
+    [("30s", 30), ("15m", 900), ("1h", 3600), ("1d", 86400), ("30d", 2_592_000), ("1w", 604_800), ("1mo", 2_592_000)],
 )
 def test_durations_parse(value: str, seconds: int) -> None:
     assert parse_duration(value, "duration") == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("value", ["", "0d", "30", "d", "1w", "1.5h", "-1h", "1 h 2m", "30dd"])
+@pytest.mark.parametrize("value", ["", "0d", "30", "d", "1y", "1.5h", "-1h", "1 h 2m", "30dd", "1mon"])
 def test_invalid_durations_are_invalid_requests_naming_the_field(value: str) -> None:
     with pytest.raises(SwitchyardError) as caught:
         parse_duration(value, "key.budget_duration")

@@ -11,16 +11,15 @@ turns either into the hash before anything leaves the edge.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from switchyard_core.durations import EXAMPLES, duration_seconds
 from switchyard_edge.protocol._common import INT64_MAX, ModelName
 
 __all__ = [
-    "DURATION",
     "DeleteKeysRequest",
     "GenerateKeyRequest",
     "KeyRefRequest",
@@ -29,13 +28,10 @@ __all__ = [
     "UpdateKeyRequest",
 ]
 
-DURATION = re.compile(r"^(\d{1,9})(s|m|h|d|w|mo)$")
-"""LiteLLM's duration strings: a count and a unit (seconds, minutes, hours, days, weeks, 30-day months)."""
-
 
 def _duration(value: str) -> str:
-    if not DURATION.match(value):
-        raise PydanticCustomError("invalid_duration", "expected a duration such as 30s, 15m, 1h, 30d, 1w or 1mo")
+    if duration_seconds(value) is None:
+        raise PydanticCustomError("invalid_duration", f"expected a duration such as {EXAMPLES}")
     return value
 
 

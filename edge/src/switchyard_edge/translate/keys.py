@@ -21,17 +21,16 @@ from typing import Any
 from google.protobuf import json_format, timestamp_pb2
 
 from switchyard.management.v1 import management_service_pb2
+from switchyard_core.durations import duration_seconds
 from switchyard_core.grpc_util import hash_key
-from switchyard_edge.protocol.keys import DURATION, DeleteKeysRequest, KeySettings, UpdateKeyRequest
+from switchyard_edge.protocol.keys import DeleteKeysRequest, KeySettings, UpdateKeyRequest
 from switchyard_edge.translate._struct import fill_struct
 
 __all__ = [
-    "DURATION_UNITS",
     "blocked_request",
     "create_request",
     "delete_request",
     "deleted_json",
-    "duration_seconds",
     "generated_json",
     "info_json",
     "is_key_hash",
@@ -41,9 +40,6 @@ __all__ = [
     "masked",
     "update_request",
 ]
-
-DURATION_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
-"""Seconds per LiteLLM duration unit (a month counts 30 days)."""
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -80,14 +76,6 @@ def masked(ref: str) -> str:
     return ref if is_key_hash(ref) else f"sk-...{ref[-4:]}"
 
 
-def duration_seconds(value: str) -> int:
-    """Seconds in a validated LiteLLM duration string (``"30d"`` -> 2592000)."""
-    match = DURATION.match(value)
-    if match is None:
-        raise ValueError("not a duration")
-    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
-
-
 def _fill(target: management_service_pb2.Key, body: KeySettings, fields: Sequence[str]) -> None:
     """Copy the non-null ``fields`` of ``body`` (except ``duration``) into ``target``."""
     for field in fields:
@@ -120,7 +108,7 @@ def update_request(body: UpdateKeyRequest, now: datetime) -> management_service_
     request.key.key_hash = key_hash(body.key)
     _fill(request.key, body, present)
     if body.duration is not None:
-        request.key.expires.FromDatetime(now + timedelta(seconds=duration_seconds(body.duration)))
+        request.key.expires.FromDatetime(now + timedelta(seconds=duration_seconds(body.duration) or 0))
     request.update_mask.paths.extend(_PATHS[field] for field in present)
     return request
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2 as pb
+from switchyard_core.durations import EXAMPLES, duration_seconds
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 from switchyard_management.errors import database_errors
@@ -48,8 +48,6 @@ _COLUMNS = _TABLE.c
 _AUDIT = cast(Table, AuditLog.__table__)
 _Role = auth_service_pb2.PrincipalRole
 _ROLE_PREFIX = "PRINCIPAL_ROLE_"
-_DURATION = re.compile(r"(\d{1,9})([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LIMITS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
 
 UPDATABLE_FIELDS = frozenset(
@@ -74,14 +72,14 @@ UPDATABLE_FIELDS = frozenset(
 
 
 def parse_duration(value: str, param: str) -> timedelta:
-    """``"30s"``, ``"15m"``, ``"1h"``, ``"30d"``: a positive whole number and one unit.
+    """A LiteLLM duration string (:mod:`switchyard_core.durations`) as a timedelta.
 
     Anything else is ``invalid_request`` naming ``param``.
     """
-    match = _DURATION.fullmatch(value.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise _invalid(param, "must be a positive duration such as '30s', '15m', '1h' or '30d'")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = duration_seconds(value)
+    if seconds is None:
+        raise _invalid(param, f"must be a positive duration such as {EXAMPLES}")
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)

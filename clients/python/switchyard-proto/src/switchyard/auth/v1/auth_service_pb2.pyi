@@ -40,28 +40,39 @@ class Principal(_message.Message):
     def __init__(self, key_hash: _Optional[str] = ..., key_alias: _Optional[str] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[_Union[PrincipalRole, str]] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("api_key", "operation", "model", "estimated_tokens", "end_user", "request_id")
+    __slots__ = ("api_key", "operation", "model", "estimated_tokens", "end_user", "request_id", "estimated_cost")
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     END_USER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_FIELD_NUMBER: _ClassVar[int]
     api_key: str
     operation: str
     model: str
     estimated_tokens: int
     end_user: str
     request_id: str
-    def __init__(self, api_key: _Optional[str] = ..., operation: _Optional[str] = ..., model: _Optional[str] = ..., estimated_tokens: _Optional[int] = ..., end_user: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    estimated_cost: float
+    def __init__(self, api_key: _Optional[str] = ..., operation: _Optional[str] = ..., model: _Optional[str] = ..., estimated_tokens: _Optional[int] = ..., end_user: _Optional[str] = ..., request_id: _Optional[str] = ..., estimated_cost: _Optional[float] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("principal", "reservation_id")
+    __slots__ = ("principal", "reservation_id", "rate_limit_headers")
+    class RateLimitHeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_HEADERS_FIELD_NUMBER: _ClassVar[int]
     principal: Principal
     reservation_id: str
-    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., reservation_id: _Optional[str] = ...) -> None: ...
+    rate_limit_headers: _containers.ScalarMap[str, str]
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., reservation_id: _Optional[str] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class UsageRecord(_message.Message):
     __slots__ = ("request_id", "key_hash", "team_id", "user_id", "end_user", "model_group", "deployment_id", "model", "provider", "prompt_tokens", "completion_tokens", "cost", "latency_ms", "status", "operation", "start_time", "end_time", "cache_hit", "reservation_id")

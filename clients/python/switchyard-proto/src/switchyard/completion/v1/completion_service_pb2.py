@@ -27,39 +27,43 @@ from switchyard.type.v1 import embedding_pb2 as switchyard_dot_type_dot_v1_dot_e
 from switchyard.type.v1 import model_pb2 as switchyard_dot_type_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1switchyard/completion/v1/completion_service.proto\x12\x18switchyard.completion.v1\x1a\x1dswitchyard/type/v1/chat.proto\x1a\"switchyard/type/v1/embedding.proto\x1a\x1eswitchyard/type/v1/model.proto\"\xa8\x01\n\x05Route\x12\x13\n\x0bmodel_group\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x0c\n\x04\x63ost\x18\x04 \x01(\x01\x12\x11\n\tcache_hit\x18\x05 \x01(\x08\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x07 \x01(\x01\x12\x17\n\x0fserved_by_group\x18\x08 \x01(\t\"G\n\x0b\x43hatRequest\x12\x38\n\x06params\x18\x01 \x01(\x0b\x32(.switchyard.type.v1.ChatCompletionParams\"v\n\x0c\x43hatResponse\x12\x36\n\ncompletion\x18\x01 \x01(\x0b\x32\".switchyard.type.v1.ChatCompletion\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x1f.switchyard.completion.v1.Route\"M\n\x11StreamChatRequest\x12\x38\n\x06params\x18\x01 \x01(\x0b\x32(.switchyard.type.v1.ChatCompletionParams\"|\n\x12StreamChatResponse\x12\x36\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\'.switchyard.type.v1.ChatCompletionChunk\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x1f.switchyard.completion.v1.Route\"C\n\x0c\x45mbedRequest\x12\x33\n\x06params\x18\x01 \x01(\x0b\x32#.switchyard.type.v1.EmbeddingParams\"t\n\rEmbedResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32#.switchyard.type.v1.EmbeddingResult\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x1f.switchyard.completion.v1.Route\"\x13\n\x11ListModelsRequest\"C\n\x12ListModelsResponse\x12-\n\x06models\x18\x01 \x03(\x0b\x32\x1d.switchyard.type.v1.ModelCard\"\xf0\x01\n\x10\x44\x65ploymentHealth\x12\x13\n\x0bmodel_group\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x38\n\x05state\x18\x05 \x01(\x0e\x32).switchyard.completion.v1.DeploymentState\x12\x1a\n\x12\x63ooldown_remaining\x18\x06 \x01(\x01\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x11\n\tin_flight\x18\x08 \x01(\x05\x12\x12\n\nlatency_ms\x18\t \x01(\x01\"\x1c\n\x1aGetDeploymentHealthRequest\"^\n\x1bGetDeploymentHealthResponse\x12?\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32*.switchyard.completion.v1.DeploymentHealth*\x94\x01\n\x0f\x44\x65ploymentState\x12 \n\x1c\x44\x45PLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45PLOYMENT_STATE_HEALTHY\x10\x01\x12!\n\x1d\x44\x45PLOYMENT_STATE_COOLING_DOWN\x10\x02\x12\x1e\n\x1a\x44\x45PLOYMENT_STATE_UNHEALTHY\x10\x03\x32\x9d\x04\n\x11\x43ompletionService\x12U\n\x04\x43hat\x12%.switchyard.completion.v1.ChatRequest\x1a&.switchyard.completion.v1.ChatResponse\x12i\n\nStreamChat\x12+.switchyard.completion.v1.StreamChatRequest\x1a,.switchyard.completion.v1.StreamChatResponse0\x01\x12X\n\x05\x45mbed\x12&.switchyard.completion.v1.EmbedRequest\x1a\'.switchyard.completion.v1.EmbedResponse\x12g\n\nListModels\x12+.switchyard.completion.v1.ListModelsRequest\x1a,.switchyard.completion.v1.ListModelsResponse\x12\x82\x01\n\x13GetDeploymentHealth\x12\x34.switchyard.completion.v1.GetDeploymentHealthRequest\x1a\x35.switchyard.completion.v1.GetDeploymentHealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n1switchyard/completion/v1/completion_service.proto\x12\x18switchyard.completion.v1\x1a\x1dswitchyard/type/v1/chat.proto\x1a\"switchyard/type/v1/embedding.proto\x1a\x1eswitchyard/type/v1/model.proto\"\xb4\x02\n\x05Route\x12\x13\n\x0bmodel_group\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x0c\n\x04\x63ost\x18\x04 \x01(\x01\x12\x11\n\tcache_hit\x18\x05 \x01(\x08\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x13\n\x0bupstream_ms\x18\x07 \x01(\x01\x12\x17\n\x0fserved_by_group\x18\x08 \x01(\t\x12Q\n\x12rate_limit_headers\x18\t \x03(\x0b\x32\x35.switchyard.completion.v1.Route.RateLimitHeadersEntry\x1a\x37\n\x15RateLimitHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"G\n\x0b\x43hatRequest\x12\x38\n\x06params\x18\x01 \x01(\x0b\x32(.switchyard.type.v1.ChatCompletionParams\"v\n\x0c\x43hatResponse\x12\x36\n\ncompletion\x18\x01 \x01(\x0b\x32\".switchyard.type.v1.ChatCompletion\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x1f.switchyard.completion.v1.Route\"M\n\x11StreamChatRequest\x12\x38\n\x06params\x18\x01 \x01(\x0b\x32(.switchyard.type.v1.ChatCompletionParams\"|\n\x12StreamChatResponse\x12\x36\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\'.switchyard.type.v1.ChatCompletionChunk\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x1f.switchyard.completion.v1.Route\"C\n\x0c\x45mbedRequest\x12\x33\n\x06params\x18\x01 \x01(\x0b\x32#.switchyard.type.v1.EmbeddingParams\"t\n\rEmbedResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32#.switchyard.type.v1.EmbeddingResult\x12.\n\x05route\x18\x02 \x01(\x0b\x32\x1f.switchyard.completion.v1.Route\"\x13\n\x11ListModelsRequest\"C\n\x12ListModelsResponse\x12-\n\x06models\x18\x01 \x03(\x0b\x32\x1d.switchyard.type.v1.ModelCard\"\xf0\x01\n\x10\x44\x65ploymentHealth\x12\x13\n\x0bmodel_group\x18\x01 \x01(\t\x12\x15\n\rdeployment_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x38\n\x05state\x18\x05 \x01(\x0e\x32).switchyard.completion.v1.DeploymentState\x12\x1a\n\x12\x63ooldown_remaining\x18\x06 \x01(\x01\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x11\n\tin_flight\x18\x08 \x01(\x05\x12\x12\n\nlatency_ms\x18\t \x01(\x01\"\x1c\n\x1aGetDeploymentHealthRequest\"^\n\x1bGetDeploymentHealthResponse\x12?\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32*.switchyard.completion.v1.DeploymentHealth*\x94\x01\n\x0f\x44\x65ploymentState\x12 \n\x1c\x44\x45PLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45PLOYMENT_STATE_HEALTHY\x10\x01\x12!\n\x1d\x44\x45PLOYMENT_STATE_COOLING_DOWN\x10\x02\x12\x1e\n\x1a\x44\x45PLOYMENT_STATE_UNHEALTHY\x10\x03\x32\x9d\x04\n\x11\x43ompletionService\x12U\n\x04\x43hat\x12%.switchyard.completion.v1.ChatRequest\x1a&.switchyard.completion.v1.ChatResponse\x12i\n\nStreamChat\x12+.switchyard.completion.v1.StreamChatRequest\x1a,.switchyard.completion.v1.StreamChatResponse0\x01\x12X\n\x05\x45mbed\x12&.switchyard.completion.v1.EmbedRequest\x1a\'.switchyard.completion.v1.EmbedResponse\x12g\n\nListModels\x12+.switchyard.completion.v1.ListModelsRequest\x1a,.switchyard.completion.v1.ListModelsResponse\x12\x82\x01\n\x13GetDeploymentHealth\x12\x34.switchyard.completion.v1.GetDeploymentHealthRequest\x1a\x35.switchyard.completion.v1.GetDeploymentHealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.completion.v1.completion_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYMENTSTATE']._serialized_start=1394
-  _globals['_DEPLOYMENTSTATE']._serialized_end=1542
+  _globals['_ROUTE_RATELIMITHEADERSENTRY']._loaded_options = None
+  _globals['_ROUTE_RATELIMITHEADERSENTRY']._serialized_options = b'8\001'
+  _globals['_DEPLOYMENTSTATE']._serialized_start=1534
+  _globals['_DEPLOYMENTSTATE']._serialized_end=1682
   _globals['_ROUTE']._serialized_start=179
-  _globals['_ROUTE']._serialized_end=347
-  _globals['_CHATREQUEST']._serialized_start=349
-  _globals['_CHATREQUEST']._serialized_end=420
-  _globals['_CHATRESPONSE']._serialized_start=422
-  _globals['_CHATRESPONSE']._serialized_end=540
-  _globals['_STREAMCHATREQUEST']._serialized_start=542
-  _globals['_STREAMCHATREQUEST']._serialized_end=619
-  _globals['_STREAMCHATRESPONSE']._serialized_start=621
-  _globals['_STREAMCHATRESPONSE']._serialized_end=745
-  _globals['_EMBEDREQUEST']._serialized_start=747
-  _globals['_EMBEDREQUEST']._serialized_end=814
-  _globals['_EMBEDRESPONSE']._serialized_start=816
-  _globals['_EMBEDRESPONSE']._serialized_end=932
-  _globals['_LISTMODELSREQUEST']._serialized_start=934
-  _globals['_LISTMODELSREQUEST']._serialized_end=953
-  _globals['_LISTMODELSRESPONSE']._serialized_start=955
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1022
-  _globals['_DEPLOYMENTHEALTH']._serialized_start=1025
-  _globals['_DEPLOYMENTHEALTH']._serialized_end=1265
-  _globals['_GETDEPLOYMENTHEALTHREQUEST']._serialized_start=1267
-  _globals['_GETDEPLOYMENTHEALTHREQUEST']._serialized_end=1295
-  _globals['_GETDEPLOYMENTHEALTHRESPONSE']._serialized_start=1297
-  _globals['_GETDEPLOYMENTHEALTHRESPONSE']._serialized_end=1391
-  _globals['_COMPLETIONSERVICE']._serialized_start=1545
-  _globals['_COMPLETIONSERVICE']._serialized_end=2086
+  _globals['_ROUTE']._serialized_end=487
+  _globals['_ROUTE_RATELIMITHEADERSENTRY']._serialized_start=432
+  _globals['_ROUTE_RATELIMITHEADERSENTRY']._serialized_end=487
+  _globals['_CHATREQUEST']._serialized_start=489
+  _globals['_CHATREQUEST']._serialized_end=560
+  _globals['_CHATRESPONSE']._serialized_start=562
+  _globals['_CHATRESPONSE']._serialized_end=680
+  _globals['_STREAMCHATREQUEST']._serialized_start=682
+  _globals['_STREAMCHATREQUEST']._serialized_end=759
+  _globals['_STREAMCHATRESPONSE']._serialized_start=761
+  _globals['_STREAMCHATRESPONSE']._serialized_end=885
+  _globals['_EMBEDREQUEST']._serialized_start=887
+  _globals['_EMBEDREQUEST']._serialized_end=954
+  _globals['_EMBEDRESPONSE']._serialized_start=956
+  _globals['_EMBEDRESPONSE']._serialized_end=1072
+  _globals['_LISTMODELSREQUEST']._serialized_start=1074
+  _globals['_LISTMODELSREQUEST']._serialized_end=1093
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1095
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1162
+  _globals['_DEPLOYMENTHEALTH']._serialized_start=1165
+  _globals['_DEPLOYMENTHEALTH']._serialized_end=1405
+  _globals['_GETDEPLOYMENTHEALTHREQUEST']._serialized_start=1407
+  _globals['_GETDEPLOYMENTHEALTHREQUEST']._serialized_end=1435
+  _globals['_GETDEPLOYMENTHEALTHRESPONSE']._serialized_start=1437
+  _globals['_GETDEPLOYMENTHEALTHRESPONSE']._serialized_end=1531
+  _globals['_COMPLETIONSERVICE']._serialized_start=1685
+  _globals['_COMPLETIONSERVICE']._serialized_end=2226
 # @@protoc_insertion_point(module_scope)

@@ -22,7 +22,14 @@ DEPLOYMENT_STATE_COOLING_DOWN: DeploymentState
 DEPLOYMENT_STATE_UNHEALTHY: DeploymentState
 
 class Route(_message.Message):
-    __slots__ = ("model_group", "deployment_id", "attempts", "cost", "cache_hit", "request_id", "upstream_ms", "served_by_group")
+    __slots__ = ("model_group", "deployment_id", "attempts", "cost", "cache_hit", "request_id", "upstream_ms", "served_by_group", "rate_limit_headers")
+    class RateLimitHeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     MODEL_GROUP_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +38,7 @@ class Route(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MS_FIELD_NUMBER: _ClassVar[int]
     SERVED_BY_GROUP_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_HEADERS_FIELD_NUMBER: _ClassVar[int]
     model_group: str
     deployment_id: str
     attempts: int
@@ -39,7 +47,8 @@ class Route(_message.Message):
     request_id: str
     upstream_ms: float
     served_by_group: str
-    def __init__(self, model_group: _Optional[str] = ..., deployment_id: _Optional[str] = ..., attempts: _Optional[int] = ..., cost: _Optional[float] = ..., cache_hit: _Optional[bool] = ..., request_id: _Optional[str] = ..., upstream_ms: _Optional[float] = ..., served_by_group: _Optional[str] = ...) -> None: ...
+    rate_limit_headers: _containers.ScalarMap[str, str]
+    def __init__(self, model_group: _Optional[str] = ..., deployment_id: _Optional[str] = ..., attempts: _Optional[int] = ..., cost: _Optional[float] = ..., cache_hit: _Optional[bool] = ..., request_id: _Optional[str] = ..., upstream_ms: _Optional[float] = ..., served_by_group: _Optional[str] = ..., rate_limit_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
     __slots__ = ("params",)
