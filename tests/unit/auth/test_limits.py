@@ -16,18 +16,17 @@ from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.key_cache import KeyCache
-from switchyard_auth.limits import (
-    Limits,
-    LocalRateLimiter,
-    RateLimiter,
-    RedisRateLimiter,
-    connect_redis,
-    redis_url,
-)
+from switchyard_auth.limits import Budget, Limits, LocalRateLimiter, RateLimiter, Scope
+from switchyard_auth.redis_limits import RedisRateLimiter, connect_redis, redis_url
+from switchyard_auth.scopes import budget
 from switchyard_core.errors import SwitchyardError, from_status, to_status
 from switchyard_core.grpc_util import hash_key
 
 KEY = "0f" * 32
+
+
+def _scopes(limits: Limits) -> list[Scope]:
+    return [Scope(KEY, limits)]
 
 
 class Clock:
@@ -71,7 +70,7 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimi
 async def test_rpm_admits_exactly_the_limit_under_concurrency(make_limiter: MakeLimiter) -> None:
     limiter = await make_limiter(Clock(1_800_000_010.0))
 
-    decisions = await asyncio.gather(*(limiter.check(KEY, Limits(rpm=20), 10, f"req-{i}") for i in range(50)))
+    decisions = await asyncio.gather(*(limiter.check(_scopes(Limits(rpm=20)), 10, 0.0, f"req-{i}") for i in range(50)))
 
     admitted = [d for d in decisions if d.admitted]
     assert len(admitted) == 20
@@ -81,18 +80,18 @@ async def test_rpm_admits_exactly_the_limit_under_concurrency(make_limiter: Make
     assert refusal.reason == "rate_limit_exceeded"
     assert refusal.retry_after == 50  # seconds to the end of the minute
     assert refusal.metadata == {"x-ratelimit-limit-requests": "20", "x-ratelimit-remaining-requests": "0"}
-    assert not any(d.slot for d in decisions)  # no parallel limit, no slot
+    assert not any(d.reserved for d in decisions)  # no parallel limit, no slot
 
 
 async def test_tpm_counts_estimated_tokens(make_limiter: MakeLimiter) -> None:
     limiter = await make_limiter(Clock(1_800_000_000.0))
     limits = Limits(tpm=1000, rpm=100)
 
-    results = [await limiter.check(KEY, limits, 300, f"req-{i}") for i in range(4)]
+    results = [await limiter.check(_scopes(limits), 300, 0.0, f"req-{i}") for i in range(4)]
 
     assert [r.admitted for r in results] == [True, True, True, False]
     assert [r.remaining_tokens for r in results] == [700, 400, 100, 100]
-    assert (await limiter.check(KEY, limits, 100, "small")).admitted  # what is left still fits
+    assert (await limiter.check(_scopes(limits), 100, 0.0, "small")).admitted  # what is left still fits
     error = results[3].error()
     assert "tokens per minute" in error.message
     assert error.metadata["x-ratelimit-limit-tokens"] == "1000"
@@ -104,35 +103,39 @@ async def test_parallel_slots_are_taken_and_released(make_limiter: MakeLimiter) 
     limiter = await make_limiter(Clock(1_800_000_000.0))
     limits = Limits(parallel=2)
 
-    first, second, third = [await limiter.check(KEY, limits, 0, f"req-{i}") for i in range(3)]
-    assert first.admitted and first.slot and second.admitted and second.slot
+    first, second, third = [await limiter.check(_scopes(limits), 0, 0.0, f"req-{i}") for i in range(3)]
+    assert first.admitted and first.reserved and second.admitted and second.reserved
     assert not third.admitted and third.error().retry_after == 1
 
-    await limiter.release([(KEY, "req-0"), (KEY, "req-0"), ("other", "unknown")])  # idempotent
-    assert (await limiter.check(KEY, limits, 0, "req-3")).admitted
-    assert not (await limiter.check(KEY, limits, 0, "req-4")).admitted
+    await limiter.settle([("req-0", 0.0), ("req-0", 0.0), ("unknown", 0.0)])  # idempotent
+    assert (await limiter.check(_scopes(limits), 0, 0.0, "req-3")).admitted
+    assert not (await limiter.check(_scopes(limits), 0, 0.0, "req-4")).admitted
 
 
 async def test_window_resets_at_the_minute(make_limiter: MakeLimiter) -> None:
     clock = Clock(1_800_000_059.5)  # half a second before a minute ends
     limiter = await make_limiter(clock)
 
-    assert [(await limiter.check(KEY, Limits(rpm=2), 0, f"a-{i}")).admitted for i in range(3)] == [True, True, False]
-    refused = await limiter.check(KEY, Limits(rpm=2), 0, "a-3")
+    assert [(await limiter.check(_scopes(Limits(rpm=2)), 0, 0.0, f"a-{i}")).admitted for i in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    refused = await limiter.check(_scopes(Limits(rpm=2)), 0, 0.0, "a-3")
     assert refused.error().retry_after == 1  # never below one second
 
     clock.now += 1.0
-    decision = await limiter.check(KEY, Limits(rpm=2), 0, "b-0")
+    decision = await limiter.check(_scopes(Limits(rpm=2)), 0, 0.0, "b-0")
     assert decision.admitted and decision.remaining_requests == 1
 
 
 async def test_stale_parallel_slot_expires(make_limiter: MakeLimiter) -> None:
     clock = Clock(1_800_000_000.0)
     limiter = await make_limiter(clock)
-    assert (await limiter.check(KEY, Limits(parallel=1), 0, "lost")).admitted
+    assert (await limiter.check(_scopes(Limits(parallel=1)), 0, 0.0, "lost")).admitted
 
     clock.now += 901  # past SLOT_TTL: the replica that held it is presumed gone
-    assert (await limiter.check(KEY, Limits(parallel=1), 0, "next")).admitted
+    assert (await limiter.check(_scopes(Limits(parallel=1)), 0, 0.0, "next")).admitted
 
 
 class _Relay:
@@ -191,16 +194,16 @@ async def test_redis_down_falls_back_fast_logs_once_and_recovers(
     replica_b = RedisRateLimiter(connect_redis(redis_url), prefix=prefix, clock=clock)
     limits = Limits(rpm=5)
     try:
-        assert (await replica_b.check(KEY, limits, 0, "b-0")).admitted
-        assert (await replica_a.check(KEY, limits, 0, "a-0")).remaining_requests == 3  # shared
+        assert (await replica_b.check(_scopes(limits), 0, 0.0, "b-0")).admitted
+        assert (await replica_a.check(_scopes(limits), 0, 0.0, "a-0")).remaining_requests == 3  # shared
 
         relay.hang = True
-        with caplog.at_level(logging.WARNING, logger="switchyard_auth.limits"):
+        with caplog.at_level(logging.WARNING, logger="switchyard_auth.redis_limits"):
             slowest = 0.0
             admitted = 0
             for i in range(8):
                 started = time.perf_counter()
-                admitted += (await replica_a.check(KEY, limits, 0, f"down-{i}")).admitted
+                admitted += (await replica_a.check(_scopes(limits), 0, 0.0, f"down-{i}")).admitted
                 slowest = max(slowest, time.perf_counter() - started)
                 await asyncio.sleep(0.03)
         outage_logs = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
@@ -213,8 +216,8 @@ async def test_redis_down_falls_back_fast_logs_once_and_recovers(
         await relay.stop()  # drops the hung connections; a fresh one is made on recovery
         await relay.start()
         await asyncio.sleep(0.06)  # the probe interval
-        assert (await replica_a.check(KEY, limits, 0, "a-1")).remaining_requests == 2  # shared again
-        assert (await replica_b.check(KEY, limits, 0, "b-1")).remaining_requests == 1
+        assert (await replica_a.check(_scopes(limits), 0, 0.0, "a-1")).remaining_requests == 2  # shared again
+        assert (await replica_b.check(_scopes(limits), 0, 0.0, "b-1")).remaining_requests == 1
     finally:
         for limiter in (replica_a, replica_b):
             await limiter.close()
@@ -264,11 +267,11 @@ async def test_authorize_enforces_key_limits_and_releases_slots() -> None:
         await ask("r2")
     assert busy.value.reason == "rate_limit_exceeded"
 
-    await authorizer.release([auth_service_pb2.UsageRecord(key_hash=key.key_hash, reservation_id="r1")])
+    await authorizer.settle([auth_service_pb2.UsageRecord(key_hash=key.key_hash, reservation_id="r1")])
     assert (await ask("r3")).reservation_id == "r3"  # r2's refusal did not count towards the rpm
-    await authorizer.release([auth_service_pb2.UsageRecord(key_hash=key.key_hash, reservation_id="r3")])
+    await authorizer.settle([auth_service_pb2.UsageRecord(key_hash=key.key_hash, reservation_id="r3")])
     assert (await ask("r4")).reservation_id == "r4"
-    await authorizer.release([auth_service_pb2.UsageRecord(key_hash=key.key_hash, reservation_id="r4")])
+    await authorizer.settle([auth_service_pb2.UsageRecord(key_hash=key.key_hash, reservation_id="r4")])
     with pytest.raises(SwitchyardError) as exhausted:
         await ask("r5")  # a fourth request in the minute
     assert "requests per minute" in exhausted.value.message
@@ -280,8 +283,8 @@ async def test_authorize_enforces_key_limits_and_releases_slots() -> None:
 
 async def test_refusal_crosses_grpc_with_retry_and_headers() -> None:
     limiter = LocalRateLimiter(clock=Clock(1_800_000_030.0))
-    await limiter.check(KEY, Limits(rpm=1, tpm=50), 20, "a")
-    error = (await limiter.check(KEY, Limits(rpm=1, tpm=50), 20, "b")).error()
+    await limiter.check(_scopes(Limits(rpm=1, tpm=50)), 20, 0.0, "a")
+    error = (await limiter.check(_scopes(Limits(rpm=1, tpm=50)), 20, 0.0, "b")).error()
 
     decoded = from_status(to_status(error))
 
@@ -293,3 +296,126 @@ async def test_refusal_crosses_grpc_with_retry_and_headers() -> None:
         "x-ratelimit-limit-tokens": "50",
         "x-ratelimit-remaining-tokens": "30",
     }
+
+
+# -- budgets -------------------------------------------------------------------------------------
+
+BUDGET_KEY = "key:" + KEY
+
+
+def _budget(max_budget: float, spent: float = 0.0, window_end: float = 0.0, **limits: int) -> list[Scope]:
+    return [Scope(BUDGET_KEY, Limits(**limits), Budget(max_budget, window_end, spent))]
+
+
+async def test_budget_edge_admits_one_of_many_concurrent_requests(make_limiter: MakeLimiter) -> None:
+    limiter = await make_limiter(Clock(1_800_000_000.0))
+    scopes = _budget(1.0, spent=0.9)
+
+    decisions = await asyncio.gather(*(limiter.check(scopes, 10, 0.2, f"req-{i}") for i in range(50)))
+
+    admitted = [i for i, d in enumerate(decisions) if d.admitted]
+    assert len(admitted) == 1  # its worst case is reserved: no room is left for the others
+    assert decisions[admitted[0]].reserved
+    refusal = next(d for d in decisions if not d.admitted).error()
+    assert refusal.reason == "budget_exceeded"
+    assert "$1.100000 of $1.000000" in refusal.message  # spend plus what is reserved
+    assert refusal.retry_after is None  # a budget without a window never resets
+
+    await limiter.settle([(f"req-{admitted[0]}", 0.15), (f"req-{admitted[0]}", 0.15)])  # settled once
+    after = await limiter.check(scopes, 10, 0.2, "late")
+    assert not after.admitted
+    assert "$1.050000" in after.error().message  # the overshoot is that one request's cost
+
+
+async def test_failed_request_releases_its_reservation(make_limiter: MakeLimiter) -> None:
+    limiter = await make_limiter(Clock(1_800_000_000.0))
+    scopes = _budget(1.0, spent=0.5)
+
+    assert (await limiter.check(scopes, 0, 0.6, "fails")).admitted
+    assert not (await limiter.check(scopes, 0, 0.1, "waits")).admitted  # 0.5 + 0.6 reserved
+    await limiter.settle([("fails", 0.0)])  # the call failed: nothing was spent
+
+    decision = await limiter.check(scopes, 0, 0.1, "next")
+    assert decision.admitted
+
+
+async def test_unsettled_reservation_expires(make_limiter: MakeLimiter) -> None:
+    clock = Clock(1_800_000_000.0)
+    limiter = await make_limiter(clock)
+    scopes = _budget(1.0)
+    assert (await limiter.check(scopes, 0, 5.0, "lost")).admitted
+    assert not (await limiter.check(scopes, 0, 0.1, "blocked")).admitted
+
+    clock.now += 901  # the replica that reserved it is presumed gone
+    assert (await limiter.check(scopes, 0, 0.1, "next")).admitted
+
+
+async def test_budget_window_starts_afresh(make_limiter: MakeLimiter) -> None:
+    clock = Clock(1_800_000_000.0)
+    limiter = await make_limiter(clock)
+    first = _budget(1.0, spent=1.0, window_end=clock.now + 3600)
+
+    refused = await limiter.check(first, 0, 0.1, "a")
+    assert not refused.admitted and refused.error().retry_after == 3600
+
+    clock.now += 3600
+    second = _budget(1.0, spent=0.0, window_end=clock.now + 3600)  # the next window, as scopes builds it
+    assert (await limiter.check(second, 0, 0.1, "b")).admitted
+
+
+async def test_every_scope_must_admit_and_a_refusal_charges_none(make_limiter: MakeLimiter) -> None:
+    limiter = await make_limiter(Clock(1_800_000_000.0))
+    key = Scope("key:k", Limits(rpm=10, tpm=1000))
+    team = Scope("team:t", Limits(rpm=2), label="team 't'")
+
+    decisions = [await limiter.check([key, team], 100, 0.0, f"r{i}") for i in range(3)]
+
+    assert [d.admitted for d in decisions] == [True, True, False]
+    assert decisions[1].headers() == {  # the tightest limits: the team's requests, the key's tokens
+        "x-ratelimit-limit-requests": "2",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": "800",
+    }
+    assert "team 't'" in decisions[2].error().message
+    only_key = await limiter.check([key], 100, 0.0, "r3")
+    assert only_key.remaining_requests == 7  # the refused request did not count against the key
+
+
+async def test_authorize_reserves_budget_and_answers_with_rate_limit_headers() -> None:
+    clock = Clock(1_800_000_000.0)
+    key = pb.Key(key_hash=hash_key(USER_KEY), max_budget=1.0, spend=0.95, rpm_limit=100)
+    authorizer = Authorizer(MASTER_KEY, KeyCache(_Keys(key)), limiter=LocalRateLimiter(clock=clock), clock=clock)
+
+    def ask(request_id: str) -> Awaitable[auth_service_pb2.AuthorizeResponse]:
+        request = auth_service_pb2.AuthorizeRequest(
+            api_key=USER_KEY, model="gpt-4o", request_id=request_id, estimated_tokens=5, estimated_cost=0.1
+        )
+        return authorizer.authorize(request)
+
+    admitted = await ask("r1")
+    assert admitted.reservation_id == "r1"
+    assert dict(admitted.rate_limit_headers) == {
+        "x-ratelimit-limit-requests": "100",
+        "x-ratelimit-remaining-requests": "99",
+    }
+    with pytest.raises(SwitchyardError) as refused:
+        await ask("r2")
+    assert refused.value.reason == "budget_exceeded"
+
+    await authorizer.settle([auth_service_pb2.UsageRecord(reservation_id="r1", cost=0.01)])
+    assert (await ask("r3")).reservation_id == "r3"  # 0.96 spent: room again
+
+
+@pytest.mark.parametrize(
+    ("duration", "reset", "spend", "expected"),
+    [
+        ("", 0, 0.4, Budget(1.0, 0.0, 0.4)),  # no window: the recorded spend
+        ("1h", 1_800_000_600, 0.4, Budget(1.0, 1_800_000_600, 0.4)),  # the window management knows
+        ("1h", 1_799_999_000, 0.4, Budget(1.0, 1_800_002_600, 0.0)),  # it ended: the next one, empty
+        ("1h", 1_799_990_000, 0.4, Budget(1.0, 1_800_000_800, 0.0)),  # several ended
+    ],
+)
+def test_budget_window_from_key_settings(duration: str, reset: int, spend: float, expected: Budget) -> None:
+    assert budget(1.0, duration, reset, spend, 1_800_000_000.0) == expected
+    assert budget(None, duration, reset, spend, 1_800_000_000.0) is None

@@ -64,3 +64,41 @@ def test_catalogue_is_consulted_at_start_never_per_request(monkeypatch: pytest.M
 
     monkeypatch.setattr(catalogue, "lookup", no_lookup)
     assert deployment.cost(USAGE) > 0
+
+
+def test_worst_case_cost_is_the_dearest_deployment_with_the_output_limit() -> None:
+    raw = {
+        "model_list": [
+            {
+                "model_name": "g",
+                "litellm_params": {
+                    "model": "openai/cheap",
+                    "api_key": "k",
+                    "input_cost_per_token": 1e-6,
+                    "output_cost_per_token": 2e-6,
+                },
+            },
+            {
+                "model_name": "g",
+                "litellm_params": {
+                    "model": "openai/dear",
+                    "api_key": "k",
+                    "input_cost_per_token": 3e-6,
+                    "output_cost_per_token": 5e-6,
+                },
+            },
+        ],
+        "general_settings": {"master_key": "sk-master-0123456789"},
+    }
+    dear = ModelGroups(parse_config(raw).deployments)
+
+    assert dear.worst_case_cost("g", 100, 50) == pytest.approx(100 * 3e-6 + 50 * 5e-6)
+    assert dear.worst_case_cost("g", 100, 0) == pytest.approx(100 * 3e-6 + 4096 * 5e-6)  # no max_tokens, no limit known
+    assert dear.worst_case_cost("g", 100, None) == pytest.approx(100 * 3e-6)  # embeddings generate nothing
+    assert dear.worst_case_cost("unknown", 100, 50) == 0.0
+
+    mini = groups(model="openai/gpt-4o-mini")
+    limit = catalogue.lookup("openai", "gpt-4o-mini")
+    assert limit is not None and limit.max_output_tokens
+    # Capped by the model's output limit, whatever the request asks.
+    assert mini.worst_case_cost("g", 0, 10**9) == pytest.approx(limit.max_output_tokens * 0.60e-6)

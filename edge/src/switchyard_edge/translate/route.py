@@ -14,6 +14,7 @@ def route_headers(route: completion_service_pb2.Route, elapsed_ms: float) -> dic
     chunk of a stream); ``x-switchyard-overhead-ms`` is that minus the time the router spent
     waiting for upstreams (``route.upstream_ms``), in milliseconds to two decimals, never negative.
     ``x-switchyard-served-by-group`` names the fallback group that answered, when one did.
+    OpenAI's ``x-ratelimit-*`` headers come from admission, for keys with limits.
     """
     overhead = max(0.0, elapsed_ms - route.upstream_ms)
     headers = {
@@ -30,4 +31,5 @@ def route_headers(route: completion_service_pb2.Route, elapsed_ms: float) -> dic
         headers["x-switchyard-deployment-id"] = route.deployment_id
     if route.request_id:
         headers["x-request-id"] = route.request_id
+    headers.update(route.rate_limit_headers)
     return headers

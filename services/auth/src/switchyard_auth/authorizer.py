@@ -12,12 +12,14 @@ past its ``expires`` ``key_expired`` (all 401); a request for a model outside th
 ``models`` is ``model_not_allowed`` (403). When the key cannot be checked (management unreachable
 and the key not cached) the answer is ``service_unavailable`` (503).
 
-Rate limits: a virtual key's ``rpm_limit``, ``tpm_limit`` and ``max_parallel_requests`` are checked
-last for requests that call a model (a non-empty ``model``), by a
-:class:`~switchyard_auth.limits.RateLimiter`, charging the request's ``estimated_tokens``; a
-refusal is ``rate_limit_exceeded`` (429) with ``retry_after`` and the ``x-ratelimit-*`` figures.
-When a parallel slot is taken, ``reservation_id`` is the request id (one is made up when the
-request has none); ``RecordUsage`` releases it. The master key has no limits.
+Limits and budgets: a virtual key's ``rpm_limit``, ``tpm_limit``, ``max_parallel_requests`` and
+``max_budget`` (see :mod:`switchyard_auth.scopes`) are checked last for requests that call a model
+(a non-empty ``model``), by a :class:`~switchyard_auth.limits.RateLimiter`, charging the request's
+``estimated_tokens`` and reserving its ``estimated_cost``; a refusal is ``rate_limit_exceeded`` or
+``budget_exceeded`` (429) with ``retry_after`` and the ``x-ratelimit-*`` figures, which an admitted
+request carries too (``rate_limit_headers``). When a slot or a reservation is taken,
+``reservation_id`` is the request id (one is made up when the request has none); ``RecordUsage``
+settles it with the actual cost. The master key has no limits.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from google.protobuf import timestamp_pb2
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
 from switchyard_auth.key_cache import KeyCache
-from switchyard_auth.limits import Limits, LocalRateLimiter, RateLimiter
+from switchyard_auth.limits import LocalRateLimiter, RateLimiter
+from switchyard_auth.scopes import key_scopes
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 
@@ -103,33 +106,27 @@ class Authorizer:
             raise SwitchyardError(
                 "model_not_allowed", f"This API key may not use the model '{request.model}'.", param="model"
             )
-        limits = key_limits(key)
         # Limits count model calls; admin RPCs and model listings (no model) neither count nor wait.
-        if not limits or not request.model:
+        if not request.model:
+            return _response(key)
+        scopes = key_scopes(key, self._clock())
+        if not scopes:
             return _response(key)
         request_id = request.request_id or uuid.uuid4().hex
-        decision = await self._limiter.check(key.key_hash, limits, request.estimated_tokens, request_id)
+        decision = await self._limiter.check(scopes, request.estimated_tokens, request.estimated_cost, request_id)
         if not decision.admitted:
             raise decision.error()
         response = _response(key)
-        if decision.slot:
+        response.rate_limit_headers.update(decision.headers())
+        if decision.reserved:
             response.reservation_id = request_id
         return response
 
-    async def release(self, records: Sequence[auth_service_pb2.UsageRecord]) -> None:
-        """Free the parallel slots of finished requests (records without a reservation are skipped)."""
-        slots = [(record.key_hash, record.reservation_id) for record in records if record.reservation_id]
-        if slots:
-            await self._limiter.release(slots)
-
-
-def key_limits(key: management_service_pb2.Key) -> Limits:
-    """The rate limits ``key`` sets."""
-    return Limits(
-        rpm=key.rpm_limit if key.HasField("rpm_limit") else None,
-        tpm=key.tpm_limit if key.HasField("tpm_limit") else None,
-        parallel=key.max_parallel_requests if key.HasField("max_parallel_requests") else None,
-    )
+    async def settle(self, records: Sequence[auth_service_pb2.UsageRecord]) -> None:
+        """Settle finished requests: free their slots, turn their reservations into their cost."""
+        settlements = [(record.reservation_id, record.cost) for record in records if record.reservation_id]
+        if settlements:
+            await self._limiter.settle(settlements)
 
 
 def model_allowed(model: str, allowed: Sequence[str]) -> bool:

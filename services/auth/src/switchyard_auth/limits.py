@@ -1,75 +1,71 @@
-"""Per-key rate limits: requests per minute, tokens per minute and parallel requests.
+"""Admission limits: requests and tokens per minute, parallel requests and budgets, per scope.
 
-Each key with limits has, per fixed one-minute window (``floor(now / 60)``), a request counter and
-a token counter, plus a set of parallel-request slots. A check admits the request only if every
-limit the key sets still holds afterwards:
+A request is admitted against a list of :class:`Scope` s — the key, and (when set) its team, user,
+organization, end user and per-model limits — and only if every limit of every scope still holds;
+the tightest one decides. A check and the charge that follows are one step: with Redis one Lua
+script over all scopes, so replicas sharing a Redis enforce one limit together and concurrent checks
+never overshoot; in process one synchronous function. Per scope:
 
-- ``rpm_limit``: requests admitted in this window + 1 <= limit;
-- ``tpm_limit``: tokens counted in this window + the request's ``estimated_tokens`` <= limit (the
-  counter never passes the limit; a request whose estimate alone exceeds it is never admitted);
-- ``max_parallel_requests``: slots held + 1 <= limit.
+- ``rpm``: requests admitted in this one-minute window (``floor(now / 60)``) + 1 <= limit;
+- ``tpm``: tokens counted in this window + the request's estimate <= limit (a request whose
+  estimate alone exceeds it is never admitted);
+- ``parallel``: slots held + 1 <= limit; a slot is held until the request is settled;
+- ``budget``: spend in the budget window plus the worst-case costs reserved by requests in flight
+  must be below ``max_budget``. Admission reserves the request's worst-case cost (given by the
+  router: prompt estimate plus the output limit at the group's highest prices); settling the
+  request (:meth:`RateLimiter.settle`, from ``RecordUsage``) replaces the reservation with the
+  actual cost, which is 0 for a failed call. A request is admitted while there is room left, so
+  concurrent requests at the budget's edge overshoot it by at most one request's cost.
 
-On admission the request counter is incremented, the estimate added to the token counter and a
-slot taken (only when the key limits parallel requests), all in one step: with Redis one Lua
-script, so replicas sharing a Redis enforce one limit together and concurrent checks never
-overshoot. A slot is released by :meth:`RateLimiter.release` (from ``RecordUsage``); a slot never
-released (a replica died mid-request) expires after :data:`SLOT_TTL` seconds. Releases are
-idempotent: a slot is named by its request id.
+Budget windows: a scope's spend counter is named by the end of its window (``budget_duration``
+windows; a budget without one has a single open window) and starts, the first time it is used, from
+the spend the system of record reports for that window (``opening_spend``); afterwards the counter
+leads the database, which receives the same costs through the spend pipeline.
 
-Windows are counted from each replica's wall clock: replicas must keep their clocks in sync (NTP).
+Reservations and slots never settled (a replica died mid-request) free themselves after
+:data:`SLOT_TTL` seconds. Settling is idempotent: the reservation is named by the request id and
+forgotten once settled, so a usage report delivered twice is charged once.
 
-Redis unavailable: :class:`RedisRateLimiter` never lets a check wait more than ~0.25 s, then
-falls back to an in-process :class:`LocalRateLimiter` with the same limits: conservative per-replica
-enforcement (each replica admits up to the full limit on its own). After a failure it stays on the
-fallback for :data:`PROBE_INTERVAL` seconds, then tries Redis again, so it recovers by itself; the
-failure is logged at most once per :data:`LOG_INTERVAL`.
+Money is counted in whole nano-dollars so Redis counts exactly. Windows and expiries use each
+replica's wall clock: replicas must keep their clocks in sync (NTP). All keys of one check are
+touched by one script: use a standalone (or Sentinel) Redis, not Redis Cluster.
+
+Redis unavailable: :class:`~switchyard_auth.redis_limits.RedisRateLimiter` never lets a check wait
+more than ~0.25 s, then falls back to an in-process :class:`LocalRateLimiter` with the same
+limits: conservative per-replica enforcement (each replica admits up to the full limit on its own), or refusal with
+``service_unavailable`` when built with ``fail_closed``. After a failure it stays on the fallback for
+:data:`PROBE_INTERVAL` seconds, then tries Redis again, so it recovers by itself; the failure is
+logged at most once per :data:`LOG_INTERVAL`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import quote
-
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from switchyard_core.errors import SwitchyardError
-
-log = logging.getLogger(__name__)
 
 WINDOW = 60
 """Length of a rate window, in seconds."""
 SLOT_TTL = 900.0
-"""Seconds after which a parallel slot never released frees itself."""
-REDIS_TIMEOUT = 0.2
-"""Seconds a Redis connect or command may take."""
-CHECK_TIMEOUT = 0.25
-"""Longest a check waits for Redis, in seconds, before it decides in process."""
-PROBE_INTERVAL = 1.0
-"""Seconds the limiter stays on the in-process fallback after a Redis failure."""
-LOG_INTERVAL = 60.0
-"""Seconds between two log lines about Redis failures."""
-KEY_PREFIX = "switchyard:ratelimit:"
-"""Prefix of the limiter's Redis keys."""
-
-_REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+"""Seconds after which a parallel slot or budget reservation never settled frees itself."""
+OPEN_BUDGET_TTL = 86_400
+"""Seconds the counter of a budget without a window lives after its last use (then it starts again
+from the system of record's figure)."""
+NANO = 1_000_000_000
+"""Nano-dollars per US dollar: money is counted in whole nano-dollars."""
 
 # Refusal causes, as the Lua script reports them.
-_ADMITTED, _RPM, _TPM, _PARALLEL = 0, 1, 2, 3
+ADMITTED, _RPM, _TPM, _PARALLEL, _BUDGET = 0, 1, 2, 3, 4
 _CAUSES = {_RPM: "requests per minute", _TPM: "tokens per minute", _PARALLEL: "parallel requests"}
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """A key's limits; None means unlimited."""
+    """Rate limits; None means unlimited."""
 
     rpm: int | None = None
     tpm: int | None = None
@@ -80,30 +76,71 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """A spend limit in US dollars for one window.
+
+    ``window_end`` (epoch seconds) names the window; 0 means a budget that never resets.
+    ``opening_spend`` is what the system of record has for this window when the counter starts.
+    """
+
+    max_budget: float
+    window_end: float = 0.0
+    opening_spend: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One subject's limits: ``subject`` names its counters (``"key:<hash>"``, ``"team:<id>"``...);
+    ``label`` names it in refusals (``"this API key"``, ``"team 'ml'"``)."""
+
+    subject: str
+    limits: Limits = field(default_factory=Limits)
+    budget: Budget | None = None
+    label: str = "this API key"
+
+    def __bool__(self) -> bool:
+        return bool(self.limits) or self.budget is not None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of one check.
 
-    ``remaining_*`` are what is left in the window after this check (None for an unset limit);
-    ``slot`` tells whether a parallel slot was taken (release it with the request id);
-    ``reset_after`` is seconds until the window ends.
+    ``request_limit``/``remaining_requests`` and ``token_limit``/``remaining_tokens`` are those of
+    the tightest scope that sets the limit (None when none does), after this check. ``reserved``
+    tells whether the request must be settled (a slot or a budget reservation was taken).
+    ``reset_after`` is seconds until the rate window ends. On refusal, ``scope`` is the scope that
+    refused and ``spent`` its budget spend (dollars, including reservations in flight).
     """
 
     admitted: bool
-    limits: Limits
-    remaining_requests: int | None
-    remaining_tokens: int | None
-    slot: bool
-    reset_after: float
-    cause: int = _ADMITTED
+    request_limit: int | None = None
+    remaining_requests: int | None = None
+    token_limit: int | None = None
+    remaining_tokens: int | None = None
+    reserved: bool = False
+    reset_after: float = 0.0
+    cause: int = ADMITTED
+    scope: Scope | None = None
+    spent: float = 0.0
+    budget_reset_after: float = 0.0
 
     def error(self) -> SwitchyardError:
-        """The ``rate_limit_exceeded`` refusal for a decision that did not admit."""
+        """The refusal for a decision that did not admit: ``budget_exceeded`` or ``rate_limit_exceeded``."""
+        label = self.scope.label if self.scope is not None else "this API key"
+        if self.cause == _BUDGET and self.scope is not None and self.scope.budget is not None:
+            budget = self.scope.budget
+            retry = max(1, math.ceil(self.budget_reset_after)) if budget.window_end else None
+            message = f"Budget exceeded for {label}: spent ${self.spent:.6f} of ${budget.max_budget:.6f}."
+            if retry is not None:
+                message += f" The budget resets in {retry} seconds."
+            return SwitchyardError("budget_exceeded", message, retry_after=retry, metadata=self.headers())
         cause = _CAUSES.get(self.cause, "rate limit")
         # A parallel slot frees when a request ends, not when the window does.
         retry_after = 1 if self.cause == _PARALLEL else max(1, math.ceil(self.reset_after))
         return SwitchyardError(
             "rate_limit_exceeded",
-            f"Rate limit exceeded for this API key ({cause}). Retry after {retry_after} seconds.",
+            f"Rate limit exceeded for {label} ({cause}). Retry after {retry_after} seconds.",
             retry_after=retry_after,
             metadata=self.headers(),
         )
@@ -111,28 +148,30 @@ class Decision:
     def headers(self) -> dict[str, str]:
         """OpenAI's ``x-ratelimit-*`` figures for the limits that are set."""
         headers: dict[str, str] = {}
-        if self.limits.rpm is not None:
-            headers["x-ratelimit-limit-requests"] = str(self.limits.rpm)
+        if self.request_limit is not None:
+            headers["x-ratelimit-limit-requests"] = str(self.request_limit)
             headers["x-ratelimit-remaining-requests"] = str(self.remaining_requests)
-        if self.limits.tpm is not None:
-            headers["x-ratelimit-limit-tokens"] = str(self.limits.tpm)
+        if self.token_limit is not None:
+            headers["x-ratelimit-limit-tokens"] = str(self.token_limit)
             headers["x-ratelimit-remaining-tokens"] = str(self.remaining_tokens)
         return headers
 
 
 class RateLimiter(Protocol):
-    """Checks and records per-key limits; safe to share between tasks of one event loop."""
+    """Checks and charges limits; safe to share between tasks of one event loop."""
 
-    async def check(self, subject: str, limits: Limits, tokens: int, request_id: str) -> Decision:
-        """Admit one request of ``subject`` (a key hash) costing ``tokens``, or refuse it.
+    async def check(self, scopes: Sequence[Scope], tokens: int, cost: float, request_id: str) -> Decision:
+        """Admit one request costing ``tokens`` and at most ``cost`` dollars against every scope, or refuse it.
 
-        On admission the counters are charged and, when ``limits.parallel`` is set, a slot named
-        ``request_id`` is taken. Never raises for an unavailable backend.
+        On admission the counters of every scope are charged, slots taken and ``cost`` reserved,
+        all named by ``request_id``. Never raises for an unavailable backend, unless the limiter
+        fails closed (then ``service_unavailable``).
         """
         ...
 
-    async def release(self, slots: Iterable[tuple[str, str]]) -> None:
-        """Free the parallel slots ``(subject, request_id)``; unknown slots are ignored."""
+    async def settle(self, settlements: Iterable[tuple[str, float]]) -> None:
+        """Settle finished requests ``(request_id, actual cost)``: free their slots and turn their
+        reservations into the actual cost. Unknown or already settled requests are ignored."""
         ...
 
     async def close(self) -> None:
@@ -140,29 +179,118 @@ class RateLimiter(Protocol):
         ...
 
 
-def _window(now: float) -> tuple[int, float]:
-    """The window number of ``now`` and the seconds left in it."""
+def rate_window(now: float) -> tuple[int, float]:
+    """The rate window number of ``now`` and the seconds left in it."""
     window = int(now // WINDOW)
     return window, (window + 1) * WINDOW - now
 
 
-def _decision(limits: Limits, cause: int, requests: int, tokens: int, slot: bool, reset_after: float) -> Decision:
+def nano(dollars: float) -> int:
+    return max(0, round(dollars * NANO))
+
+
+def budget_ttl(budget: Budget, now: float) -> int:
+    if not budget.window_end:
+        return OPEN_BUDGET_TTL
+    # The counter outlives its window a little, so a late settlement still finds it.
+    return max(1, math.ceil(budget.window_end - now)) + WINDOW
+
+
+def budget_name(scope: Scope, budget: Budget) -> str:
+    return f"{scope.subject}:budget:{int(budget.window_end) if budget.window_end else 'open'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What one scope had (refusal) or has after the charge (admission)."""
+
+    requests: int = 0
+    tokens: int = 0
+    spent: int = 0
+    reserved: int = 0
+
+
+def decide(
+    scopes: Sequence[Scope],
+    cause: int,
+    index: int,
+    counts: Sequence[Counts],
+    reserved: bool,
+    now: float,
+) -> Decision:
+    """Assemble a decision; ``counts`` holds one entry per scope, or only the refusing scope's."""
+    _, reset_after = rate_window(now)
+    request_limit = remaining_requests = token_limit = remaining_tokens = None
+    pairs = zip(scopes, counts, strict=True) if len(counts) == len(scopes) else [(scopes[index], counts[0])]
+    for scope, count in pairs:
+        limits = scope.limits
+        if limits.rpm is not None:
+            left = max(0, limits.rpm - count.requests)
+            if remaining_requests is None or left < remaining_requests:
+                request_limit, remaining_requests = limits.rpm, left
+        if limits.tpm is not None:
+            left = max(0, limits.tpm - count.tokens)
+            if remaining_tokens is None or left < remaining_tokens:
+                token_limit, remaining_tokens = limits.tpm, left
+    if cause == ADMITTED:
+        return Decision(True, request_limit, remaining_requests, token_limit, remaining_tokens, reserved, reset_after)
+    scope = scopes[index]
+    count = counts[0] if len(counts) == 1 else counts[index]
+    budget_reset_after = scope.budget.window_end - now if scope.budget is not None and scope.budget.window_end else 0.0
     return Decision(
-        admitted=cause == _ADMITTED,
-        limits=limits,
-        remaining_requests=None if limits.rpm is None else max(0, limits.rpm - requests),
-        remaining_tokens=None if limits.tpm is None else max(0, limits.tpm - tokens),
-        slot=slot,
-        reset_after=reset_after,
-        cause=cause,
+        False,
+        request_limit,
+        remaining_requests,
+        token_limit,
+        remaining_tokens,
+        False,
+        reset_after,
+        cause,
+        scope,
+        (count.spent + count.reserved) / NANO,
+        budget_reset_after,
     )
 
 
+def _refusal(scope: Scope, count: Counts, tokens: int, held: int) -> int:
+    """The first limit of ``scope`` the request would break, or ``ADMITTED``."""
+    limits = scope.limits
+    if limits.rpm is not None and count.requests + 1 > limits.rpm:
+        return _RPM
+    if limits.tpm is not None and count.tokens + tokens > limits.tpm:
+        return _TPM
+    if limits.parallel is not None and held + 1 > limits.parallel:
+        return _PARALLEL
+    if scope.budget is not None and count.spent + count.reserved >= nano(scope.budget.max_budget):
+        return _BUDGET
+    return ADMITTED
+
+
 @dataclass(slots=True)
-class _LocalState:
+class _Window:
     window: int
     requests: int = 0
     tokens: int = 0
+
+
+@dataclass(slots=True)
+class _LocalBudget:
+    spent: int
+    ends: float
+    reservations: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """request id -> (nano-dollars, expiry)."""
+
+    def reserved(self, now: float) -> int:
+        for request_id in [r for r, (_, until) in self.reservations.items() if until <= now]:
+            del self.reservations[request_id]
+        return sum(amount for amount, _ in self.reservations.values())
+
+
+@dataclass(slots=True)
+class _LocalReservation:
+    slots: list[str]
+    budgets: list[str]
+    until: float
 
 
 class LocalRateLimiter:
@@ -174,297 +302,99 @@ class LocalRateLimiter:
     def __init__(self, *, clock: Callable[[], float] = time.time, slot_ttl: float = SLOT_TTL) -> None:
         self._clock = clock
         self._slot_ttl = slot_ttl
-        self._windows: dict[str, _LocalState] = {}
+        self._windows: dict[str, _Window] = {}
         self._slots: dict[str, dict[str, float]] = {}
+        self._budgets: dict[str, _LocalBudget] = {}
+        self._reservations: dict[str, _LocalReservation] = {}
 
-    async def check(self, subject: str, limits: Limits, tokens: int, request_id: str) -> Decision:
-        return self.check_now(subject, limits, tokens, request_id)
+    async def check(self, scopes: Sequence[Scope], tokens: int, cost: float, request_id: str) -> Decision:
+        return self.check_now(scopes, tokens, cost, request_id)
 
-    def check_now(self, subject: str, limits: Limits, tokens: int, request_id: str) -> Decision:
+    def check_now(self, scopes: Sequence[Scope], tokens: int, cost: float, request_id: str) -> Decision:
         """:meth:`check` without awaiting (the Redis limiter's fallback calls it directly)."""
         now = self._clock()
-        window, reset_after = _window(now)
+        window, _ = rate_window(now)
+        tokens = max(0, tokens)
+        counts: list[Counts] = []
+        for index, scope in enumerate(scopes):
+            state = self._window_of(scope.subject, window)
+            held = len(self._live_slots(scope.subject, now)) if scope.limits.parallel is not None else 0
+            budget = self._budget_of(scope, now) if scope.budget is not None else None
+            count = Counts(
+                state.requests, state.tokens, budget.spent if budget else 0, budget.reserved(now) if budget else 0
+            )
+            cause = _refusal(scope, count, tokens, held)
+            if cause != ADMITTED:
+                return decide(scopes, cause, index, [count], False, now)
+            counts.append(count)
+        reservation = _LocalReservation([], [], now + self._slot_ttl)
+        charged: list[Counts] = []
+        for scope, count in zip(scopes, counts, strict=True):
+            state = self._windows[scope.subject]
+            if scope.limits.rpm is not None:
+                state.requests += 1
+            if scope.limits.tpm is not None:
+                state.tokens += tokens
+            if scope.limits.parallel is not None:
+                self._slots.setdefault(scope.subject, {})[request_id] = reservation.until
+                reservation.slots.append(scope.subject)
+            if scope.budget is not None:
+                name = budget_name(scope, scope.budget)
+                self._budgets[name].reservations[request_id] = (nano(cost), reservation.until)
+                reservation.budgets.append(name)
+            charged.append(Counts(state.requests, state.tokens, count.spent, count.reserved))
+        reserved = bool(reservation.slots or reservation.budgets)
+        if reserved:
+            self._reservations[request_id] = reservation
+        return decide(scopes, ADMITTED, -1, charged, reserved, now)
+
+    def _window_of(self, subject: str, window: int) -> _Window:
         state = self._windows.get(subject)
         if state is None or state.window != window:
-            self._prune(window)
-            state = self._windows[subject] = _LocalState(window)
-        slots: dict[str, float] | None = None
-        if limits.parallel is not None:
-            slots = self._slots.setdefault(subject, {})
-            for expired in [rid for rid, until in slots.items() if until <= now]:
-                del slots[expired]
-        cause = _ADMITTED
-        if limits.rpm is not None and state.requests + 1 > limits.rpm:
-            cause = _RPM
-        elif limits.tpm is not None and state.tokens + tokens > limits.tpm:
-            cause = _TPM
-        elif slots is not None and limits.parallel is not None and len(slots) + 1 > limits.parallel:
-            cause = _PARALLEL
-        if cause != _ADMITTED:
-            return _decision(limits, cause, state.requests, state.tokens, False, reset_after)
-        state.requests += 1
-        state.tokens += tokens
-        if slots is not None:
-            slots[request_id] = now + self._slot_ttl
-        return _decision(limits, cause, state.requests, state.tokens, slots is not None, reset_after)
+            if len(self._windows) > 1024:  # counters of past windows are dead weight
+                for stale in [s for s, st in self._windows.items() if st.window != window]:
+                    del self._windows[stale]
+            state = self._windows[subject] = _Window(window)
+        return state
 
-    def _prune(self, window: int) -> None:
-        # Counters of past windows are dead weight; drop them when a new window starts being used.
-        if len(self._windows) > 1024:
-            for subject in [s for s, st in self._windows.items() if st.window != window]:
-                del self._windows[subject]
+    def _live_slots(self, subject: str, now: float) -> dict[str, float]:
+        slots = self._slots.setdefault(subject, {})
+        for expired in [rid for rid, until in slots.items() if until <= now]:
+            del slots[expired]
+        return slots
 
-    async def release(self, slots: Iterable[tuple[str, str]]) -> None:
-        self.release_now(slots)
+    def _budget_of(self, scope: Scope, now: float) -> _LocalBudget:
+        assert scope.budget is not None
+        name = budget_name(scope, scope.budget)
+        budget = self._budgets.get(name)
+        if budget is None:
+            if len(self._budgets) > 1024:
+                for ended in [n for n, b in self._budgets.items() if b.ends and b.ends < now and not b.reservations]:
+                    del self._budgets[ended]
+            ends = scope.budget.window_end
+            budget = self._budgets[name] = _LocalBudget(nano(scope.budget.opening_spend), ends)
+        return budget
 
-    def release_now(self, slots: Iterable[tuple[str, str]]) -> None:
-        """:meth:`release` without awaiting."""
-        for subject, request_id in slots:
-            held = self._slots.get(subject)
-            if held is not None:
-                held.pop(request_id, None)
-                if not held:
-                    del self._slots[subject]
+    async def settle(self, settlements: Iterable[tuple[str, float]]) -> None:
+        self.settle_now(settlements)
 
-    async def close(self) -> None:
-        return None
-
-
-# KEYS: requests counter, tokens counter, slots (sorted set: request id -> expiry).
-# ARGV: rpm, tpm, parallel limits (-1: none), tokens, now, slot expiry, request id, counter TTL.
-# Returns {cause, requests, tokens, slot taken (0/1)}.
-_CHECK_SCRIPT = """
-local rpm = tonumber(ARGV[1])
-local tpm = tonumber(ARGV[2])
-local parallel = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local requests = tonumber(redis.call('GET', KEYS[1]) or '0')
-local tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
-local held = 0
-if parallel >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
-  held = redis.call('ZCARD', KEYS[3])
-end
-local cause = 0
-if rpm >= 0 and requests + 1 > rpm then
-  cause = 1
-elseif tpm >= 0 and tokens + cost > tpm then
-  cause = 2
-elseif parallel >= 0 and held + 1 > parallel then
-  cause = 3
-end
-if cause ~= 0 then
-  return {cause, requests, tokens, 0}
-end
-requests = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
-if cost > 0 then
-  tokens = redis.call('INCRBY', KEYS[2], cost)
-  redis.call('EXPIRE', KEYS[2], ARGV[8])
-end
-local slot = 0
-if parallel >= 0 then
-  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
-  redis.call('EXPIRE', KEYS[3], math.ceil(tonumber(ARGV[6]) - tonumber(ARGV[5])))
-  slot = 1
-end
-return {cause, requests, tokens, slot}
-"""
-
-
-class RedisRateLimiter:
-    """Limits shared by every replica on one Redis, falling back to in-process limits when it fails.
-
-    ``client`` comes from :func:`connect_redis`; ``clock`` is wall-clock seconds; ``prefix``
-    namespaces the keys (tests use a random one).
-    """
-
-    def __init__(
-        self,
-        client: redis.asyncio.Redis,
-        *,
-        prefix: str = KEY_PREFIX,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-        slot_ttl: float = SLOT_TTL,
-        timeout: float = CHECK_TIMEOUT,
-        probe_interval: float = PROBE_INTERVAL,
-    ) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._clock = clock
-        self._monotonic = monotonic
-        self._slot_ttl = slot_ttl
-        self._timeout = timeout
-        self._probe_interval = probe_interval
-        self._script = client.register_script(_CHECK_SCRIPT)
-        self._queue: list[tuple[list[str], list[str | int], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self.fallback = LocalRateLimiter(clock=clock, slot_ttl=slot_ttl)
-        self._down_until = 0.0
-        self._down = False
-        self._logged_at = -LOG_INTERVAL
-
-    def _keys(self, subject: str, window: int) -> list[str]:
-        # The {subject} hash tag keeps one key's counters in one Redis Cluster slot.
-        base = f"{self._prefix}{{{subject}}}"
-        return [f"{base}:rpm:{window}", f"{base}:tpm:{window}", self._slots_key(subject)]
-
-    def _slots_key(self, subject: str) -> str:
-        return f"{self._prefix}{{{subject}}}:slots"
-
-    async def check(self, subject: str, limits: Limits, tokens: int, request_id: str) -> Decision:
-        if self._down and self._monotonic() < self._down_until:
-            return self.fallback.check_now(subject, limits, tokens, request_id)
-        now = self._clock()
-        window, reset_after = _window(now)
-        args: list[str | int] = [
-            -1 if limits.rpm is None else limits.rpm,
-            -1 if limits.tpm is None else limits.tpm,
-            -1 if limits.parallel is None else limits.parallel,
-            max(0, tokens),
-            repr(now),
-            repr(now + self._slot_ttl),
-            request_id,
-            # Counters outlive their window a little, so a late check of a skewed replica sees them.
-            WINDOW * 2,
-        ]
-        try:
-            async with asyncio.timeout(self._timeout):
-                cause, requests, used, slot = await self._run(self._keys(subject, window), args)
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
-            return self.fallback.check_now(subject, limits, tokens, request_id)
-        self._succeeded()
-        return _decision(limits, int(cause), int(requests), int(used), bool(slot), reset_after)
-
-    async def release(self, slots: Iterable[tuple[str, str]]) -> None:
-        pending = list(slots)
-        if not pending:
-            return
-        # A slot may have been taken in process while Redis was down: free it there too.
-        self.fallback.release_now(pending)
-        if self._down and self._monotonic() < self._down_until:
-            return  # the Redis slots expire by themselves
-        try:
-            async with asyncio.timeout(self._timeout):
-                pipe = self._client.pipeline(transaction=False)
-                for subject, request_id in pending:
-                    pipe.zrem(self._slots_key(subject), request_id)
-                await pipe.execute()
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
-        else:
-            self._succeeded()
-
-    async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        await self._client.aclose()
-
-    async def _run(self, keys: list[str], args: list[str | int]) -> Any:
-        """Run the check script, batched with the checks made meanwhile.
-
-        Concurrent checks share one pipeline (one connection, one round trip) instead of each
-        opening a connection: a burst of checks then costs Redis one round trip per batch, and
-        stays well inside the timeout. Each script still runs atomically on its own.
-        """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((keys, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.ensure_future(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                results = await self._execute([(keys, args) for keys, args, _ in batch])
-            except Exception as exc:  # any failure fails the batch; callers fall back
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+    def settle_now(self, settlements: Iterable[tuple[str, float]]) -> None:
+        """:meth:`settle` without awaiting."""
+        for request_id, cost in settlements:
+            reservation = self._reservations.pop(request_id, None)
+            if reservation is None:
                 continue
-            for (*_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue  # its caller gave up waiting
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+            for subject in reservation.slots:
+                held = self._slots.get(subject)
+                if held is not None:
+                    held.pop(request_id, None)
+                    if not held:
+                        del self._slots[subject]
+            for name in reservation.budgets:
+                budget = self._budgets.get(name)
+                if budget is not None:
+                    budget.reservations.pop(request_id, None)
+                    budget.spent += nano(cost)
 
-    async def _execute(self, calls: list[tuple[list[str], list[str | int]]]) -> list[Any]:
-        results = await self._pipeline(calls)
-        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if missing:
-            # Redis lost its script cache (restart, SCRIPT FLUSH): load the script, run those again.
-            await self._client.script_load(_CHECK_SCRIPT)
-            for i, result in zip(missing, await self._pipeline([calls[i] for i in missing]), strict=True):
-                results[i] = result
-        return results
-
-    async def _pipeline(self, calls: list[tuple[list[str], list[str | int]]]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
-
-    def _failed(self, exc: BaseException) -> None:
-        now = self._monotonic()
-        self._down = True
-        self._down_until = now + self._probe_interval
-        if now - self._logged_at >= LOG_INTERVAL:
-            self._logged_at = now
-            log.warning(
-                "Redis unavailable for rate limits (%s); each replica enforces the limits on its own until it answers",
-                type(exc).__name__,
-            )
-
-    def _succeeded(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("Redis answers again; rate limits are shared between replicas again")
-
-
-def connect_redis(url: str) -> redis.asyncio.Redis:
-    """A client for ``url`` whose connects and commands give up after :data:`REDIS_TIMEOUT`, never retried.
-
-    No connection is made until the first command.
-    """
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        socket_keepalive=True,
-        health_check_interval=30,
-        # The client's own retries would multiply the timeout; the limiter falls back instead.
-        retry=Retry(NoBackoff(), 0),
-        retry_on_error=[],
-        client_name="switchyard-auth",
-    )
-
-
-def redis_url(router_settings: Mapping[str, Any]) -> str | None:
-    """The Redis URL from a LiteLLM config's ``router_settings``, or None when there is none.
-
-    LiteLLM keeps its Redis connection in ``router_settings`` (``redis_url``, or ``redis_host``,
-    ``redis_port`` and ``redis_password``); auth shares that Redis with the router.
-    """
-    url = router_settings.get("redis_url")
-    if url:
-        return str(url)
-    host = router_settings.get("redis_host")
-    if not host:
+    async def close(self) -> None:
         return None
-    port = router_settings.get("redis_port") or 6379
-    password = router_settings.get("redis_password")
-    auth = f":{quote(str(password), safe='')}@" if password else ""
-    return f"redis://{auth}{host}:{port}/0"
-
-
-def build_limiter(router_settings: Mapping[str, Any]) -> RateLimiter:
-    """A :class:`RedisRateLimiter` when the config names a Redis, else a :class:`LocalRateLimiter`."""
-    url = redis_url(router_settings)
-    if url is None:
-        return LocalRateLimiter()
-    return RedisRateLimiter(connect_redis(url))

@@ -6,7 +6,7 @@ from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.key_cache import KeyCache, management_lookup
-from switchyard_auth.limits import build_limiter
+from switchyard_auth.redis_limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
 from switchyard_auth.usage import SpendForwarder
 from switchyard_core.runtime import Channels, Service, ServiceSettings

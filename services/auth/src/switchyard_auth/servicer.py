@@ -29,5 +29,5 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.RecordUsageResponse:
         records = list(request.records)
         self._spend.submit(records)
-        await self._authorizer.release(records)
+        await self._authorizer.settle(records)
         return auth_service_pb2.RecordUsageResponse(accepted=len(request.records))

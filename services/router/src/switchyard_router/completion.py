@@ -77,7 +77,10 @@ class CompletionRouter:
         started = time.time_ns()
         prompt_tokens = self._prompt_tokens(params)
         output = params.max_completion_tokens or params.max_tokens
-        admitted = await self._authorize(api_key, "chat", params.model, prompt_tokens + output, request_id, params.user)
+        worst = self._groups.worst_case_cost(params.model, prompt_tokens, output)
+        admitted = await self._authorize(
+            api_key, "chat", params.model, prompt_tokens + output, request_id, params.user, worst
+        )
         self._require_group(params.model)
         key = self._cache_key("chat", params, admitted.principal)
         if key is not None:
@@ -85,7 +88,7 @@ class CompletionRouter:
             if cached is not None:
                 completion = chat_pb2.ChatCompletion.FromString(cached)
                 self._report_cache_hit(request_id, admitted, "chat", params, completion.usage, started)
-                return pb.ChatResponse(completion=completion, route=_cached_route(params.model, request_id))
+                return pb.ChatResponse(completion=completion, route=_cached_route(params.model, request_id, admitted))
 
         async def attempt(deployment: Deployment, timeout: float) -> chat_pb2.ChatCompletion:
             request = provider_service_pb2.ChatRequest(deployment=deployment.message, params=params)
@@ -104,7 +107,7 @@ class CompletionRouter:
         )
         if key is not None and self._cache is not None and self._cache.writes(params.gateway.cache):
             self._cache_write(key, completion.SerializeToString(), params.gateway.cache)
-        return pb.ChatResponse(completion=completion, route=_route(params.model, request_id, outcome, cost))
+        return pb.ChatResponse(completion=completion, route=_route(params.model, request_id, outcome, cost, admitted))
 
     async def stream_chat(
         self, api_key: str, params: chat_pb2.ChatCompletionParams, deadline: float
@@ -113,8 +116,9 @@ class CompletionRouter:
         started = time.time_ns()
         prompt_tokens = self._prompt_tokens(params)
         output = params.max_completion_tokens or params.max_tokens
+        worst = self._groups.worst_case_cost(params.model, prompt_tokens, output)
         admitted = await self._authorize(
-            api_key, "chat_stream", params.model, prompt_tokens + output, request_id, params.user
+            api_key, "chat_stream", params.model, prompt_tokens + output, request_id, params.user, worst
         )
         self._require_group(params.model)
         caller_wants_usage = params.stream_options.include_usage
@@ -124,7 +128,7 @@ class CompletionRouter:
             if cached is not None:
                 completion = chat_pb2.ChatCompletion.FromString(cached)
                 self._report_cache_hit(request_id, admitted, "chat_stream", params, completion.usage, started)
-                route = _cached_route(params.model, request_id)
+                route = _cached_route(params.model, request_id, admitted)
                 for index, chunk in enumerate(completion_to_chunks(completion, caller_wants_usage)):
                     yield pb.StreamChatResponse(chunk=chunk, route=route if index == 0 else None)
                 return
@@ -178,7 +182,7 @@ class CompletionRouter:
                 if not skip:
                     if is_first:
                         is_first = False
-                        route = _route(params.model, request_id, outcome, 0.0)
+                        route = _route(params.model, request_id, outcome, 0.0, admitted)
                         yield pb.StreamChatResponse(chunk=chunk, route=route)
                     else:
                         yield pb.StreamChatResponse(chunk=chunk)
@@ -211,7 +215,8 @@ class CompletionRouter:
         request_id = _new_request_id()
         started = time.time_ns()
         estimate = sum(len(text) for text in params.input) // _CHARS_PER_TOKEN + 1
-        admitted = await self._authorize(api_key, "embeddings", params.model, estimate, request_id, params.user)
+        worst = self._groups.worst_case_cost(params.model, estimate, None)
+        admitted = await self._authorize(api_key, "embeddings", params.model, estimate, request_id, params.user, worst)
         self._require_group(params.model)
         key = self._cache_key("embeddings", params, admitted.principal)
         if key is not None:
@@ -219,7 +224,7 @@ class CompletionRouter:
             if cached is not None:
                 result = embedding_pb2.EmbeddingResult.FromString(cached)
                 self._report_cache_hit(request_id, admitted, "embeddings", params, result.usage, started)
-                return pb.EmbedResponse(result=result, route=_cached_route(params.model, request_id))
+                return pb.EmbedResponse(result=result, route=_cached_route(params.model, request_id, admitted))
 
         async def attempt(deployment: Deployment, timeout: float) -> embedding_pb2.EmbeddingResult:
             request = provider_service_pb2.EmbedRequest(deployment=deployment.message, params=params)
@@ -246,7 +251,7 @@ class CompletionRouter:
         )
         if key is not None and self._cache is not None and self._cache.writes(params.gateway.cache):
             self._cache_write(key, result.SerializeToString(), params.gateway.cache)
-        return pb.EmbedResponse(result=result, route=_route(params.model, request_id, outcome, cost))
+        return pb.EmbedResponse(result=result, route=_route(params.model, request_id, outcome, cost, admitted))
 
     async def list_models(self, api_key: str) -> pb.ListModelsResponse:
         admitted = await self._authorize(api_key, "models", "", 0, "", "")
@@ -371,7 +376,14 @@ class CompletionRouter:
         task.add_done_callback(self._background.discard)
 
     async def _authorize(
-        self, api_key: str, operation: str, model: str, estimated_tokens: int, request_id: str, end_user: str
+        self,
+        api_key: str,
+        operation: str,
+        model: str,
+        estimated_tokens: int,
+        request_id: str,
+        end_user: str,
+        estimated_cost: float = 0.0,
     ) -> auth_service_pb2.AuthorizeResponse:
         request = auth_service_pb2.AuthorizeRequest(
             api_key=api_key,
@@ -380,6 +392,7 @@ class CompletionRouter:
             estimated_tokens=estimated_tokens,
             request_id=request_id,
             end_user=end_user,
+            estimated_cost=estimated_cost,
         )
         try:
             return await self._auth.Authorize(request, timeout=_AUTH_TIMEOUT)
@@ -451,7 +464,9 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-def _route(group: str, request_id: str, outcome: Outcome[Any], cost: float) -> pb.Route:
+def _route(
+    group: str, request_id: str, outcome: Outcome[Any], cost: float, admitted: auth_service_pb2.AuthorizeResponse
+) -> pb.Route:
     return pb.Route(
         model_group=group,
         deployment_id=outcome.deployment.config.id,
@@ -460,11 +475,19 @@ def _route(group: str, request_id: str, outcome: Outcome[Any], cost: float) -> p
         request_id=request_id,
         upstream_ms=outcome.upstream_seconds * 1000,
         served_by_group=outcome.group if outcome.group != group else "",
+        rate_limit_headers=admitted.rate_limit_headers,
     )
 
 
-def _cached_route(group: str, request_id: str) -> pb.Route:
-    return pb.Route(model_group=group, attempts=0, cost=0.0, cache_hit=True, request_id=request_id)
+def _cached_route(group: str, request_id: str, admitted: auth_service_pb2.AuthorizeResponse) -> pb.Route:
+    return pb.Route(
+        model_group=group,
+        attempts=0,
+        cost=0.0,
+        cache_hit=True,
+        request_id=request_id,
+        rate_limit_headers=admitted.rate_limit_headers,
+    )
 
 
 def _estimate_prompt_tokens(params: chat_pb2.ChatCompletionParams) -> int:

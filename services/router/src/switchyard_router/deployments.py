@@ -17,6 +17,10 @@ import switchyard_core.catalogue as catalogue
 from switchyard.type.v1 import chat_pb2, deployment_pb2
 from switchyard_core.config import DeploymentConfig
 
+DEFAULT_OUTPUT_RESERVE = 4096
+"""Output tokens a budget reserves for a request that sets no ``max_tokens`` on a model whose
+output limit is unknown."""
+
 # litellm_params that become Deployment fields (or are secrets) rather than extra params.
 _FIELD_PARAMS = {
     "model",
@@ -44,16 +48,37 @@ class Deployment:
     """Prepared once; never mutated (it is shared by concurrent requests)."""
     prices: catalogue.Prices
     """Per-token prices, resolved at start by :func:`deployment_prices`."""
+    max_output_tokens: int | None = None
+    """The model's output limit from the catalogue, when known."""
 
     def cost(self, usage: chat_pb2.Usage) -> float:
         """Cost in US dollars of one answer (0 when neither the config nor the catalogue has prices)."""
         return self.prices.cost(usage)
+
+    def worst_case_cost(self, prompt_tokens: int, max_output: int | None) -> float:
+        """The most one request may cost here: the prompt plus ``max_output`` tokens (None: a call
+        that generates none, like embeddings; 0: not given), capped by the model's output limit."""
+        if max_output is None:
+            output = 0
+        else:
+            limit = self.max_output_tokens
+            output = max_output if max_output > 0 else (limit or DEFAULT_OUTPUT_RESERVE)
+            if limit:
+                output = min(output, limit)
+        return prompt_tokens * self.prices.input + output * self.prices.output
 
 
 def deployment_prices(config: DeploymentConfig) -> catalogue.Prices:
     """Config ``input/output_cost_per_token`` first, then the bundled catalogue, else 0."""
     info = catalogue.lookup(config.provider, config.model)
     return catalogue.prices(info, config.input_cost_per_token, config.output_cost_per_token)
+
+
+def build_deployment(config: DeploymentConfig) -> Deployment:
+    """A deployment with its message, prices and output limit resolved."""
+    info = catalogue.lookup(config.provider, config.model)
+    limit = info.max_output_tokens if info is not None else None
+    return Deployment(config, _message(config), deployment_prices(config), limit)
 
 
 class ModelGroups:
@@ -63,7 +88,7 @@ class ModelGroups:
         self._groups: dict[str, list[Deployment]] = {}
         for config in deployments:
             members = self._groups.setdefault(config.model_name, [])
-            members.append(Deployment(config, _message(config), deployment_prices(config)))
+            members.append(build_deployment(config))
 
     def names(self) -> list[str]:
         return list(self._groups)
@@ -78,6 +103,12 @@ class ModelGroups:
 
     def __contains__(self, name: str) -> bool:
         return name in self._groups
+
+    def worst_case_cost(self, name: str, prompt_tokens: int, max_output: int | None) -> float:
+        """The most one request to group ``name`` may cost, on its dearest deployment (budgets reserve it)."""
+        return max(
+            (member.worst_case_cost(prompt_tokens, max_output) for member in self._groups.get(name, ())), default=0.0
+        )
 
 
 def _message(config: DeploymentConfig) -> deployment_pb2.Deployment:
