@@ -2,7 +2,9 @@
 
 Start: the database is upgraded to the newest migration (the process fails to start if it cannot
 be), then a probe checks it every :data:`PROBE_INTERVAL` seconds so readiness follows the database
-even when no admin call arrives. Stop: the probe ends and the connection pool is closed.
+even when no admin call arrives, and starts the budget windows that have come due
+(:func:`~switchyard_management.budgets.sweep_budgets`). Stop: the probe ends and the connection
+pool is closed.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_management.access import AdminGate
+from switchyard_management.budgets import sweep_budgets
 from switchyard_management.database import create_engine, migrate, resolve_url, safe_url
 from switchyard_management.keys import KeyStore
 from switchyard_management.servicer import ManagementServicer
@@ -40,7 +46,7 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
         log.info("management database: %s", safe_url(url))
         await migrate(engine)
         await spend.ping()
-        probe.append(asyncio.create_task(_probe(spend), name="management-db-probe"))
+        probe.append(asyncio.create_task(_probe(spend, engine), name="management-db-probe"))
 
     async def stop() -> None:
         for task in probe:
@@ -59,7 +65,11 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     )
 
 
-async def _probe(spend: SpendStore) -> None:
+async def _probe(spend: SpendStore, engine: AsyncEngine) -> None:
     while True:
         await asyncio.sleep(PROBE_INTERVAL)
-        await spend.ping()
+        if await spend.ping():
+            try:
+                await sweep_budgets(engine, datetime.now(UTC))
+            except Exception as exc:  # the next round tries again; the database may just have gone away
+                log.warning("budget sweep failed (%s); retrying in %.0f s", type(exc).__name__, PROBE_INTERVAL)
