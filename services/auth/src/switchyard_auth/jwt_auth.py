@@ -94,12 +94,13 @@ _REFUSALS: dict[type[jwt.PyJWTError], str] = {
     jwt.ImmatureSignatureError: "The JWT is not valid yet (nbf or iat lies in the future).",
     jwt.InvalidAudienceError: "The JWT is meant for another audience (aud).",
     jwt.InvalidIssuerError: "The JWT comes from an issuer this gateway does not trust (iss).",
-    jwt.MissingRequiredClaimError: "The JWT lacks a required claim (exp).",
+    jwt.MissingRequiredClaimError: "The JWT lacks a required claim.",
     jwt.InvalidIssuedAtError: "The JWT's issued-at time (iat) is invalid.",
     jwt.InvalidSignatureError: "The JWT's signature does not verify.",
     jwt.DecodeError: "The JWT is malformed.",
 }
 _DEFAULT_REFUSAL = "The JWT is invalid."
+_REQUIRED_CLAIMS = frozenset({"exp", "aud", "iss"})
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
@@ -243,7 +244,8 @@ class PublicKeys:
 
     def _match(self, kid: str | None, algorithm: str) -> list[jwt.PyJWK]:
         keys = [*self._static, *(key for keys in self._fetched.values() for key in keys)]
-        return [k for k in keys if k.algorithm_name == algorithm and (kid is None or k.key_id == kid)]
+        # A key without a kid (a PEM file, a one-key JWKS) may have signed a token naming any kid.
+        return [k for k in keys if k.algorithm_name == algorithm and (kid is None or k.key_id in (None, kid))]
 
     async def _refresh(self) -> None:
         """Fetch every URL once; concurrent callers share the fetch, which outlives a caller that leaves."""
@@ -331,6 +333,9 @@ class JwtVerifier:
 
 
 def _refused(exc: jwt.PyJWTError) -> SwitchyardError:
+    if isinstance(exc, jwt.MissingRequiredClaimError) and exc.claim in _REQUIRED_CLAIMS:
+        # The claim name is one of ours (exp, aud, iss), never text taken from the token.
+        return SwitchyardError("invalid_api_key", f"The JWT lacks the required claim '{exc.claim}'.")
     message = next((_REFUSALS[kind] for kind in type(exc).__mro__ if kind in _REFUSALS), _DEFAULT_REFUSAL)
     return SwitchyardError("invalid_api_key", message)
 
