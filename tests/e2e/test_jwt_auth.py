@@ -49,7 +49,8 @@ def jwt_stack(
             "models_jwt_field": "models",
         },
     )
-    running = start_stack(write_config(directory / "config.yaml", config), directory / "data", request.param, MASTER_KEY)
+    path = write_config(directory / "config.yaml", config)
+    running = start_stack(path, directory / "data", request.param, MASTER_KEY)
     yield running
     running.stop()
 

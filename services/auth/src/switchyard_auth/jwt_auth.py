@@ -49,6 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.types import Options
 
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard_core.config import ConfigError, JwtAuthSettings
@@ -296,7 +297,7 @@ class JwtVerifier:
     def __init__(self, settings: JwtAuthSettings, keys: PublicKeys) -> None:
         self._settings = settings
         self._keys = keys
-        self._options: dict[str, Any] = {"require": ["exp"], "verify_aud": bool(settings.audience)}
+        self._options: Options = {"require": ["exp"], "verify_aud": bool(settings.audience)}
 
     async def claims(self, token: str) -> dict[str, Any]:
         """The token's claims once every check passed; raises ``SwitchyardError`` otherwise."""
@@ -323,7 +324,7 @@ class JwtVerifier:
                     audience=self._settings.audience or None,
                     issuer=self._settings.issuer or None,
                     leeway=LEEWAY,
-                    options=self._options,  # type: ignore[arg-type]
+                    options=self._options,
                 )
             except jwt.InvalidSignatureError as exc:
                 refusal = exc  # without a kid several keys may fit: try the next
