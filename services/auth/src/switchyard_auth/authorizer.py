@@ -1,8 +1,10 @@
 """Admission decisions: key -> principal.
 
-Two kinds of credential:
+Three kinds of credential:
 
 - the master key (``general_settings.master_key``), compared in constant time: a proxy admin;
+- with ``enable_jwt_auth``, JWT bearer tokens, checked by a
+  :class:`~switchyard_auth.jwt_auth.JwtAuthenticator` (only credentials shaped like a JWT);
 - virtual keys, minted through ManagementService: the presented key is hashed and the hash looked
   up through a :class:`~switchyard_auth.key_cache.KeyCache`. A hash is never accepted as a
   credential: whatever is presented is hashed first.
@@ -34,6 +36,7 @@ from google.protobuf import timestamp_pb2
 
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
+from switchyard_auth.jwt_auth import JwtAuthenticator, looks_like_jwt
 from switchyard_auth.key_cache import KeyCache
 from switchyard_auth.limits import LocalRateLimiter, RateLimiter
 from switchyard_auth.scopes import key_scopes
@@ -60,7 +63,8 @@ class Authorizer:
 
     ``keys`` resolves virtual keys; without it (no master key, hence no credential to ask
     management with) only the master key is accepted. ``limiter`` enforces per-key rate limits
-    (in process when not given). ``clock`` is wall-clock seconds, for expiry.
+    (in process when not given). ``jwt`` admits JWTs (None: JWT auth is off). ``clock`` is
+    wall-clock seconds, for expiry.
     """
 
     def __init__(
@@ -69,11 +73,13 @@ class Authorizer:
         keys: KeyCache | None = None,
         *,
         limiter: RateLimiter | None = None,
+        jwt: JwtAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._master_key = master_key.encode()
         self._keys = keys if master_key else None
         self._limiter: RateLimiter = limiter if limiter is not None else LocalRateLimiter()
+        self._jwt = jwt
         self._clock = clock
         self._master_principal = auth_service_pb2.AuthorizeResponse(
             principal=auth_service_pb2.Principal(
@@ -93,6 +99,8 @@ class Authorizer:
         # Constant-time comparison: the time taken must not reveal how much of a guess matched.
         if self._master_key and hmac.compare_digest(request.api_key.encode(), self._master_key):
             return self._master_principal
+        if self._jwt is not None and looks_like_jwt(request.api_key):
+            return await self._authorize_jwt(self._jwt, request)
         if self._keys is None:
             raise INVALID_KEY
         key = await self._keys.get(hash_key(request.api_key))
@@ -103,9 +111,7 @@ class Authorizer:
         if key.HasField("expires") and _seconds(key.expires) <= self._clock():
             raise EXPIRED_KEY
         if request.model and not model_allowed(request.model, key.models):
-            raise SwitchyardError(
-                "model_not_allowed", f"This API key may not use the model '{request.model}'.", param="model"
-            )
+            raise _model_not_allowed(request.model)
         # Limits count model calls; admin RPCs and model listings (no model) neither count nor wait.
         if not request.model:
             return _response(key)
@@ -122,6 +128,14 @@ class Authorizer:
             response.reservation_id = request_id
         return response
 
+    async def _authorize_jwt(
+        self, authenticator: JwtAuthenticator, request: auth_service_pb2.AuthorizeRequest
+    ) -> auth_service_pb2.AuthorizeResponse:
+        principal = await authenticator.authenticate(request.api_key)
+        if request.model and not model_allowed(request.model, principal.models):
+            raise _model_not_allowed(request.model)
+        return auth_service_pb2.AuthorizeResponse(principal=principal)
+
     async def settle(self, records: Sequence[auth_service_pb2.UsageRecord]) -> None:
         """Settle finished requests: free their slots, turn their reservations into their cost."""
         settlements = [(record.reservation_id, record.cost) for record in records if record.reservation_id]
@@ -134,6 +148,10 @@ def model_allowed(model: str, allowed: Sequence[str]) -> bool:
     if not allowed or model in allowed or ALL_MODELS in allowed:
         return True
     return any(_WILDCARDS.intersection(name) and fnmatchcase(model, name) for name in allowed)
+
+
+def _model_not_allowed(model: str) -> SwitchyardError:
+    return SwitchyardError("model_not_allowed", f"This API key may not use the model '{model}'.", param="model")
 
 
 def _response(key: management_service_pb2.Key) -> auth_service_pb2.AuthorizeResponse:

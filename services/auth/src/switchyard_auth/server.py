@@ -5,6 +5,7 @@ from __future__ import annotations
 from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_auth.authorizer import Authorizer
+from switchyard_auth.jwt_auth import build_authenticator
 from switchyard_auth.key_cache import KeyCache, management_lookup
 from switchyard_auth.redis_limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
@@ -20,10 +21,12 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     keys = KeyCache(management_lookup(management, master_key))
     # Rate limits share the router's Redis (router_settings), so every replica enforces one limit.
     limiter = build_limiter(settings.config.router_settings)
-    servicer = AuthServicer(Authorizer(master_key, keys, limiter=limiter), spend)
+    jwt_settings = settings.config.general.jwt_auth
+    jwt = build_authenticator(jwt_settings, settings.config.path) if jwt_settings else None
+    servicer = AuthServicer(Authorizer(master_key, keys, limiter=limiter, jwt=jwt), spend)
     return Service(
         name="auth",
         registrations=[(auth_service_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],
         on_start=[spend.batcher.start],
-        on_stop=[spend.batcher.stop, limiter.close],
+        on_stop=[spend.batcher.stop, limiter.close, *([jwt.close] if jwt else [])],
     )

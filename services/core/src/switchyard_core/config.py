@@ -34,6 +34,9 @@ _KNOWN_GENERAL = {
     # Read by the router (switchyard_router.settings), where LiteLLM users put them.
     "background_health_checks",
     "health_check_interval",
+    # JWT bearer tokens, read by auth (switchyard_auth.jwt_auth); see JwtAuthSettings.
+    "enable_jwt_auth",
+    "litellm_jwtauth",
 }
 _KNOWN_PARAMS = {
     "model",
@@ -127,6 +130,8 @@ class GeneralSettings:
     """Overall deadline of one request, in seconds."""
     allow_private_api_base: bool = False
     """Allow ``api_base`` on link-local or cloud-metadata addresses."""
+    jwt_auth: JwtAuthSettings | None = None
+    """JWT bearer tokens (``enable_jwt_auth`` and ``litellm_jwtauth``); None when off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +190,8 @@ def parse_config(raw: Any, path: str = "<config>", environ: Mapping[str, str] | 
     reader = _Reader(path, env)
     unknown = [k for k in raw if k not in _KNOWN_TOP_LEVEL]
     resolved = reader.resolve(raw, "")
-    general = _general(reader, resolved.get("general_settings") or {}, unknown)
+    environment_variables = _mapping(reader, resolved.get("environment_variables"), "environment_variables")
+    general = _general(reader, resolved.get("general_settings") or {}, unknown, environment_variables)
     model_list = resolved.get("model_list") or []
     if not isinstance(model_list, list):
         raise ConfigError(path, "model_list", "must be a list")
@@ -268,7 +274,9 @@ def _mapping(reader: _Reader, value: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _general(reader: _Reader, raw: Any, unknown: list[str]) -> GeneralSettings:
+def _general(
+    reader: _Reader, raw: Any, unknown: list[str], environment_variables: Mapping[str, Any]
+) -> GeneralSettings:
     data = _mapping(reader, raw, "general_settings")
     unknown.extend(f"general_settings.{k}" for k in data if k not in _KNOWN_GENERAL)
     max_mb = data.get("max_request_size_mb")
@@ -290,6 +298,7 @@ def _general(reader: _Reader, raw: Any, unknown: list[str]) -> GeneralSettings:
         allow_private_api_base=reader.boolean(
             data.get("allow_private_api_base", False), "general_settings.allow_private_api_base"
         ),
+        jwt_auth=_jwt_auth(reader, data, unknown, environment_variables),
     )
 
 
@@ -418,3 +427,153 @@ def _check_api_base(reader: _Reader, url: str, key: str, allow_private: bool) ->
         return
     if address.is_link_local or str(address) in {"169.254.169.254", "fd00:ec2::254"}:
         raise reader.fail(key, "points at a link-local or metadata address; set allow_private_api_base to allow")
+
+
+# --- JWT auth (general_settings.enable_jwt_auth, general_settings.litellm_jwtauth) ---------------
+
+JWT_ROLES = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
+"""Role names a JWT may be given, as LiteLLM spells them."""
+_JWT_ROLE_ALIASES = {"internal_user_view_only": "internal_user_viewer"}
+_JWT_URL_ENV = "JWT_PUBLIC_KEY_URL"
+_JWT_AUDIENCE_ENV = "JWT_AUDIENCE"
+_KNOWN_JWT = {
+    "team_id_jwt_field",
+    "team_ids_jwt_field",
+    "user_id_jwt_field",
+    "org_id_jwt_field",
+    "end_user_id_jwt_field",
+    "user_roles_jwt_field",
+    "models_jwt_field",
+    "admin_jwt_scope",
+    "user_allowed_roles",
+    "jwt_litellm_role_map",
+    "public_key_ttl",
+    "public_key_url",
+    "public_key_file",
+    "audience",
+    "issuer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JwtRoleMapping:
+    """One ``litellm_jwtauth.jwt_litellm_role_map`` entry."""
+
+    jwt_role: str
+    """A role as the token names it; fnmatch patterns (``ADMIN_*``) allowed."""
+    role: str
+    """The Switchyard role it grants, one of :data:`JWT_ROLES`."""
+
+
+@dataclass(frozen=True, slots=True)
+class JwtAuthSettings:
+    """How auth admits JWT bearer tokens (``general_settings.litellm_jwtauth``, LiteLLM's names).
+
+    Claim fields hold a claim name or a dotted path into nested claims
+    (``resource_access.gateway.roles``); an empty field is not read.
+    """
+
+    public_key_urls: tuple[str, ...] = ()
+    """JWKS endpoints (``public_key_url`` or the ``JWT_PUBLIC_KEY_URL`` variable, comma-separated)."""
+    public_key_file: str = ""
+    """A JWKS (JSON) or PEM public key file, read once at start."""
+    public_key_ttl: float = 600.0
+    """Seconds fetched key sets are used before they are fetched again."""
+    audience: str = ""
+    """Required ``aud`` (``audience`` or ``JWT_AUDIENCE``); empty skips the audience check."""
+    issuer: str = ""
+    """Required ``iss``; empty skips the issuer check."""
+    admin_jwt_scope: str = "litellm_proxy_admin"
+    """A token whose ``scope`` claim holds this scope is a proxy admin."""
+    team_id_jwt_field: str = ""
+    team_ids_jwt_field: str = ""
+    """Claim listing the caller's teams; the first is the team when ``team_id_jwt_field`` is unset or absent."""
+    user_id_jwt_field: str = ""
+    org_id_jwt_field: str = ""
+    end_user_id_jwt_field: str = ""
+    user_roles_jwt_field: str = ""
+    """Claim holding the caller's roles (a list or a space-separated string)."""
+    user_allowed_roles: tuple[str, ...] = ()
+    """When set, only tokens with one of these roles (as named in the token or as mapped) are admitted."""
+    role_map: tuple[JwtRoleMapping, ...] = ()
+    """``jwt_litellm_role_map``: token roles -> Switchyard roles; first match wins."""
+    models_jwt_field: str = ""
+    """Claim listing the model groups the caller may use (Switchyard's addition); absent means all."""
+
+
+def _jwt_auth(
+    reader: _Reader, general: Mapping[str, Any], unknown: list[str], environment_variables: Mapping[str, Any]
+) -> JwtAuthSettings | None:
+    """``litellm_jwtauth`` when ``enable_jwt_auth`` is on, validated; None when JWT auth is off.
+
+    ``JWT_PUBLIC_KEY_URL`` and ``JWT_AUDIENCE`` are read from the environment, then from the
+    file's ``environment_variables`` (where LiteLLM users put them) when the section leaves them out.
+    """
+    base = "general_settings.litellm_jwtauth"
+    data = _mapping(reader, general.get("litellm_jwtauth"), base)
+    if not reader.boolean(general.get("enable_jwt_auth", False), "general_settings.enable_jwt_auth"):
+        return None
+    unknown.extend(f"{base}.{k}" for k in data if k not in _KNOWN_JWT)
+
+    def text(name: str, default: str = "") -> str:
+        return reader.string(data.get(name) or default, f"{base}.{name}").strip()
+
+    def variable(name: str) -> str:
+        value = reader.environ.get(name) or environment_variables.get(name) or ""
+        return reader.string(value, f"environment_variables.{name}").strip()
+
+    urls = tuple(u.strip() for u in (text("public_key_url") or variable(_JWT_URL_ENV)).split(",") if u.strip())
+    for url in urls:
+        if urlparse(url).scheme not in {"http", "https"} or not urlparse(url).hostname:
+            raise reader.fail(f"{base}.public_key_url", f"must be an http(s) URL, got {url!r}")
+    key_file = text("public_key_file")
+    if key_file and not Path(key_file).is_file():
+        raise reader.fail(f"{base}.public_key_file", f"no such file: {key_file}")
+    if not urls and not key_file:
+        raise reader.fail(
+            base, f"enable_jwt_auth needs public keys: set public_key_url ({_JWT_URL_ENV}) or public_key_file"
+        )
+    return JwtAuthSettings(
+        public_key_urls=urls,
+        public_key_file=key_file,
+        public_key_ttl=reader.number(data.get("public_key_ttl", 600.0), f"{base}.public_key_ttl"),
+        audience=text("audience") or variable(_JWT_AUDIENCE_ENV),
+        issuer=text("issuer"),
+        admin_jwt_scope=text("admin_jwt_scope", "litellm_proxy_admin"),
+        team_id_jwt_field=text("team_id_jwt_field"),
+        team_ids_jwt_field=text("team_ids_jwt_field"),
+        user_id_jwt_field=text("user_id_jwt_field"),
+        org_id_jwt_field=text("org_id_jwt_field"),
+        end_user_id_jwt_field=text("end_user_id_jwt_field"),
+        user_roles_jwt_field=text("user_roles_jwt_field"),
+        models_jwt_field=text("models_jwt_field"),
+        user_allowed_roles=tuple(_strings(reader, data.get("user_allowed_roles"), f"{base}.user_allowed_roles")),
+        role_map=_jwt_role_map(reader, data.get("jwt_litellm_role_map"), f"{base}.jwt_litellm_role_map"),
+    )
+
+
+def _strings(reader: _Reader, value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise reader.fail(key, "must be a list of strings")
+    return [reader.string(item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+def _jwt_role_map(reader: _Reader, value: Any, key: str) -> tuple[JwtRoleMapping, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise reader.fail(key, "must be a list of {jwt_role, litellm_role}")
+    mappings = []
+    for i, entry in enumerate(value):
+        item = _mapping(reader, entry, f"{key}[{i}]")
+        jwt_role = reader.string(item.get("jwt_role") or "", f"{key}[{i}].jwt_role")
+        if not jwt_role:
+            raise reader.fail(f"{key}[{i}].jwt_role", "is required")
+        role = reader.string(item.get("litellm_role") or "", f"{key}[{i}].litellm_role")
+        role = _JWT_ROLE_ALIASES.get(role, role)
+        if role not in JWT_ROLES:
+            raise reader.fail(f"{key}[{i}].litellm_role", f"must be one of {', '.join(JWT_ROLES)}, got {role!r}")
+        mappings.append(JwtRoleMapping(jwt_role, role))
+    return tuple(mappings)

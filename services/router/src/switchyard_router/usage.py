@@ -45,7 +45,8 @@ class UsageReporter:
             key_hash=principal.key_hash,
             team_id=principal.team_id,
             user_id=principal.user_id,
-            end_user=end_user,
+            # An end user named by the credential (a JWT claim) wins over the request body's `user`.
+            end_user=principal.end_user or end_user,
             model_group=model_group,
             deployment_id=deployment_id,
             model=model,

@@ -24,20 +24,24 @@ PRINCIPAL_ROLE_INTERNAL_USER: PrincipalRole
 PRINCIPAL_ROLE_INTERNAL_USER_VIEWER: PrincipalRole
 
 class Principal(_message.Message):
-    __slots__ = ("key_hash", "key_alias", "team_id", "user_id", "role", "models")
+    __slots__ = ("key_hash", "key_alias", "team_id", "user_id", "role", "models", "end_user", "org_id")
     KEY_HASH_FIELD_NUMBER: _ClassVar[int]
     KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    END_USER_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
     key_hash: str
     key_alias: str
     team_id: str
     user_id: str
     role: PrincipalRole
     models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, key_hash: _Optional[str] = ..., key_alias: _Optional[str] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[_Union[PrincipalRole, str]] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+    end_user: str
+    org_id: str
+    def __init__(self, key_hash: _Optional[str] = ..., key_alias: _Optional[str] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[_Union[PrincipalRole, str]] = ..., models: _Optional[_Iterable[str]] = ..., end_user: _Optional[str] = ..., org_id: _Optional[str] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
     __slots__ = ("api_key", "operation", "model", "estimated_tokens", "end_user", "request_id", "estimated_cost")
