@@ -17,10 +17,11 @@ from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.key_cache import KeyCache
 from switchyard_auth.limits import Budget, Limits, LocalRateLimiter, RateLimiter, Scope
-from switchyard_auth.redis_limits import RedisRateLimiter, connect_redis, redis_url
+from switchyard_auth.redis_limits import RedisRateLimiter
 from switchyard_auth.scopes import budget
 from switchyard_core.errors import SwitchyardError, from_status, to_status
 from switchyard_core.grpc_util import hash_key
+from switchyard_core.redis_client import connect_redis, redis_url
 
 KEY = "0f" * 32
 
@@ -198,7 +199,7 @@ async def test_redis_down_falls_back_fast_logs_once_and_recovers(
         assert (await replica_a.check(_scopes(limits), 0, 0.0, "a-0")).remaining_requests == 3  # shared
 
         relay.hang = True
-        with caplog.at_level(logging.WARNING, logger="switchyard_auth.redis_limits"):
+        with caplog.at_level(logging.WARNING, logger="switchyard.redis"):
             slowest = 0.0
             admitted = 0
             for i in range(8):

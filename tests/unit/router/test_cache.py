@@ -490,7 +490,7 @@ async def test_hanging_redis_is_a_quick_miss_and_recovers(
         cache.local._entries.clear()
 
     proxy.up = False
-    caplog.set_level(logging.WARNING, logger="switchyard.router.redis")
+    caplog.set_level(logging.WARNING, logger="switchyard.redis")
     started = time.monotonic()
     assert await cache.get("k") is None
     await cache.set("other", b"x", 10)

@@ -20,8 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from switchyard_core.errors import SwitchyardError
+from switchyard_core.redis_client import RedisGuard, connect_redis
 from switchyard_router.cooldowns import Cooldowns, LocalCooldowns, RedisCooldowns, make_cooldowns
-from switchyard_router.redis_client import RedisGuard, connect_redis
 from switchyard_router.settings import RouterSettings
 
 DEPLOYMENT = "azure-eastus"
@@ -410,7 +410,7 @@ async def test_redis_outage_keeps_local_enforcement_and_recovers(
         assert OTHER in await replica_a.cooling([DEPLOYMENT, OTHER])  # read from Redis
 
         await proxy.stop()
-        with caplog.at_level(logging.WARNING, logger="switchyard.router.redis"):
+        with caplog.at_level(logging.WARNING, logger="switchyard.redis"):
             slowest = await _exercise(replica_a)
             await asyncio.sleep(0.06)
             slowest = max(slowest, await _exercise(replica_a))

@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis.asyncio as aioredis
 
-from switchyard_router.redis_client import SOCKET_TIMEOUT, RedisGuard, connect_redis
+from switchyard_core.redis_client import SOCKET_TIMEOUT, RedisGuard, connect_redis
 
 
 async def test_client_fails_fast_and_never_retries_on_its_own() -> None:
@@ -55,7 +55,7 @@ def test_guard_leaves_redis_alone_for_the_probe_interval_then_probes() -> None:
 def test_guard_logs_an_outage_once_a_minute_and_the_recovery(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     guard = RedisGuard("cache", "every lookup is a miss", clock=lambda: now[0])
-    with caplog.at_level(logging.WARNING, logger="switchyard.router.redis"):
+    with caplog.at_level(logging.WARNING, logger="switchyard.redis"):
         for _ in range(100):  # 50 s of failures, one every half second
             guard.failed(TimeoutError("timed out"))
             now[0] += 0.5

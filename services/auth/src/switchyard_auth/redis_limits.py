@@ -14,13 +14,10 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from switchyard_auth.limits import (
     ADMITTED,
@@ -38,21 +35,19 @@ from switchyard_auth.limits import (
     rate_window,
 )
 from switchyard_core.errors import SwitchyardError
+from switchyard_core.redis_client import (
+    PROBE_INTERVAL,
+    REDIS_ERRORS,
+    SOCKET_TIMEOUT,
+    RedisGuard,
+    connect_redis,
+    redis_url,
+)
 
 log = logging.getLogger(__name__)
 
-REDIS_TIMEOUT = 0.2
-"""Seconds a Redis connect or command may take."""
-CHECK_TIMEOUT = 0.25
-"""Longest a check waits for Redis, in seconds, before it decides in process."""
-PROBE_INTERVAL = 1.0
-"""Seconds the limiter stays on the in-process fallback after a Redis failure."""
-LOG_INTERVAL = 60.0
-"""Seconds between two log lines about Redis failures."""
 KEY_PREFIX = "switchyard:limits:"
 """Prefix of the limiter's Redis keys."""
-
-_REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 REDIS_UNAVAILABLE = SwitchyardError(
     "service_unavailable", "Limits cannot be checked right now; try again shortly.", retry_after=1
@@ -188,7 +183,6 @@ class RedisRateLimiter:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         slot_ttl: float = SLOT_TTL,
-        timeout: float = CHECK_TIMEOUT,
         probe_interval: float = PROBE_INTERVAL,
         fail_closed: bool = False,
     ) -> None:
@@ -197,17 +191,18 @@ class RedisRateLimiter:
         self._clock = clock
         self._monotonic = monotonic
         self._slot_ttl = slot_ttl
-        self._timeout = timeout
-        self._probe_interval = probe_interval
         self._fail_closed = fail_closed
+        self._guard = RedisGuard(
+            "limits and budgets",
+            "refusing limited requests" if fail_closed else "each replica enforces the limits on its own",
+            probe_interval=probe_interval,
+            clock=monotonic,
+        )
         self._check_script = client.register_script(_CHECK_SCRIPT)
         self._settle_script = client.register_script(_SETTLE_SCRIPT)
         self._queue: list[tuple[AsyncScript, list[str], list[str | int], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.fallback = LocalRateLimiter(clock=clock, slot_ttl=slot_ttl)
-        self._down_until = 0.0
-        self._down = False
-        self._logged_at = -LOG_INTERVAL
 
     def _record_key(self, request_id: str) -> str:
         return f"{self._prefix}reservation:{request_id}"
@@ -219,13 +214,13 @@ class RedisRateLimiter:
 
     def _fallback(self, exc: BaseException | None = None) -> LocalRateLimiter:
         if exc is not None:
-            self._failed(exc)
+            self._guard.failed(exc)
         if self._fail_closed:
             raise REDIS_UNAVAILABLE
         return self.fallback
 
     async def check(self, scopes: Sequence[Scope], tokens: int, cost: float, request_id: str) -> Decision:
-        if self._down and self._monotonic() < self._down_until:
+        if not self._guard.available():
             return self._fallback().check_now(scopes, tokens, cost, request_id)
         now = self._clock()
         window, _ = rate_window(now)
@@ -256,11 +251,11 @@ class RedisRateLimiter:
             )
         keys.append(self._record_key(request_id))
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._guard.deadline():
                 reply = await self._run(self._check_script, keys, args)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             return self._fallback(exc).check_now(scopes, tokens, cost, request_id)
-        self._succeeded()
+        self._guard.succeeded()
         cause, index, *figures = (int(value) for value in reply)
         counts = [Counts(*figures[i : i + 4]) for i in range(0, len(figures), 4)]
         reserved = any(scope.limits.parallel is not None or scope.budget is not None for scope in scopes)
@@ -272,20 +267,20 @@ class RedisRateLimiter:
             return
         # A request may have been admitted in process while Redis was down: settle it there too.
         self.fallback.settle_now(pending)
-        if self._down and self._monotonic() < self._down_until:
+        if not self._guard.available():
             return  # what Redis holds expires by itself
         try:
-            async with asyncio.timeout(self._timeout * 4):
+            async with asyncio.timeout(SOCKET_TIMEOUT * 4):
                 await asyncio.gather(
                     *(
                         self._run(self._settle_script, [self._record_key(request_id)], [request_id, nano(cost)])
                         for request_id, cost in pending
                     )
                 )
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
+        except REDIS_ERRORS as exc:
+            self._guard.failed(exc)
         else:
-            self._succeeded()
+            self._guard.succeeded()
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -340,62 +335,10 @@ class RedisRateLimiter:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
 
-    def _failed(self, exc: BaseException) -> None:
-        now = self._monotonic()
-        self._down = True
-        self._down_until = now + self._probe_interval
-        if now - self._logged_at >= LOG_INTERVAL:
-            self._logged_at = now
-            policy = "refusing limited requests" if self._fail_closed else "each replica enforces the limits on its own"
-            log.warning(
-                "Redis unavailable for limits and budgets (%s); %s until it answers", type(exc).__name__, policy
-            )
-
-    def _succeeded(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("Redis answers again; limits and budgets are shared between replicas again")
-
-
-def connect_redis(url: str) -> redis.asyncio.Redis:
-    """A client for ``url`` whose connects and commands give up after :data:`REDIS_TIMEOUT`, never retried.
-
-    No connection is made until the first command.
-    """
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        socket_keepalive=True,
-        health_check_interval=30,
-        # The client's own retries would multiply the timeout; the limiter falls back instead.
-        retry=Retry(NoBackoff(), 0),
-        retry_on_error=[],
-        client_name="switchyard-auth",
-    )
-
-
-def redis_url(router_settings: Mapping[str, Any]) -> str | None:
-    """The Redis URL from a LiteLLM config's ``router_settings``, or None when there is none.
-
-    LiteLLM keeps its Redis connection in ``router_settings`` (``redis_url``, or ``redis_host``,
-    ``redis_port`` and ``redis_password``); auth shares that Redis with the router.
-    """
-    url = router_settings.get("redis_url")
-    if url:
-        return str(url)
-    host = router_settings.get("redis_host")
-    if not host:
-        return None
-    port = router_settings.get("redis_port") or 6379
-    password = router_settings.get("redis_password")
-    auth = f":{quote(str(password), safe='')}@" if password else ""
-    return f"redis://{auth}{host}:{port}/0"
-
 
 def build_limiter(router_settings: Mapping[str, Any]) -> RateLimiter:
     """A :class:`RedisRateLimiter` when the config names a Redis, else a :class:`LocalRateLimiter`."""
     url = redis_url(router_settings)
     if url is None:
         return LocalRateLimiter()
-    return RedisRateLimiter(connect_redis(url))
+    return RedisRateLimiter(connect_redis(url, "switchyard-auth"))

@@ -26,7 +26,7 @@ Contract
 - **Fail mode.** The cache never raises and never holds a request up: any Redis failure, or a
   Redis slower than ~0.25 s (:meth:`RedisGuard.deadline`, whatever the client's own timeouts), is
   a miss (reads) or a skipped write; after a failure Redis is left alone for
-  :data:`~switchyard_router.redis_client.PROBE_INTERVAL` seconds (every call a miss at once), then
+  :data:`~switchyard.redis_client.PROBE_INTERVAL` seconds (every call a miss at once), then
   tried again, so recovery needs nothing. Failures are logged at most once a minute.
 - **Values** are opaque bytes (the caller stores a serialized ``ChatCompletion`` or
   ``EmbeddingResult``). :func:`completion_to_chunks` replays a cached completion as a stream and
@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from switchyard.type.v1 import chat_pb2, embedding_pb2
-from switchyard_router.redis_client import PROBE_INTERVAL, REDIS_ERRORS, RedisGuard
+from switchyard_core.redis_client import PROBE_INTERVAL, REDIS_ERRORS, RedisGuard
 
 if TYPE_CHECKING:
     import redis.asyncio

@@ -50,8 +50,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import redis.asyncio
 
 from switchyard_core.errors import SwitchyardError
+from switchyard_core.redis_client import REDIS_ERRORS, RedisGuard
 from switchyard_router._faults import is_deployment_fault
-from switchyard_router.redis_client import REDIS_ERRORS, RedisGuard
 
 if TYPE_CHECKING:
     from switchyard_router.settings import RouterSettings

@@ -9,6 +9,7 @@ from switchyard.completion.v1 import completion_service_pb2_grpc
 from switchyard.provider.v1 import provider_service_pb2, provider_service_pb2_grpc
 from switchyard.type.v1 import chat_pb2, embedding_pb2
 from switchyard_core import errors
+from switchyard_core.redis_client import connect_redis
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_router.attempts import Attempts
 from switchyard_router.cache import make_cache
@@ -18,7 +19,6 @@ from switchyard_router.deployments import Deployment, ModelGroups
 from switchyard_router.health import HealthChecks
 from switchyard_router.load import LoadTracker
 from switchyard_router.precall import load_encoding
-from switchyard_router.redis_client import connect_redis
 from switchyard_router.retry import RetryPolicy
 from switchyard_router.servicer import CompletionServicer
 from switchyard_router.settings import parse_router_settings

@@ -1,9 +1,10 @@
-"""The router's Redis connection and the guard every Redis-backed feature puts around it.
+"""Redis connections and the guard every Redis-backed feature puts around them.
 
-Redis is shared state for cooldowns, usage counters and the response cache; it is never allowed
-to hold a request up. :func:`connect_redis` builds a client whose every command gives up after
-:data:`SOCKET_TIMEOUT` (connect and read alike) and is never retried by the client itself: a slow or
-dead Redis costs one request at most that long, and the caller falls back to its documented fail mode.
+Redis is shared state between replicas (the router's cooldowns, usage counters and response cache;
+auth's limits and budgets; the key-change bus); it is never allowed to hold a request up.
+:func:`connect_redis` builds a client whose every command gives up after :data:`SOCKET_TIMEOUT`
+(connect and read alike) and is never retried by the client itself: a slow or dead Redis costs one
+request at most that long, and the caller falls back to its documented fail mode.
 
 :class:`RedisGuard` is the small circuit breaker each feature wraps its calls in. After a failure
 it keeps the feature off Redis for :data:`PROBE_INTERVAL` seconds, so while Redis is down requests
@@ -17,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -31,6 +34,7 @@ __all__ = [
     "SOCKET_TIMEOUT",
     "RedisGuard",
     "connect_redis",
+    "redis_url",
 ]
 
 SOCKET_TIMEOUT = 0.2
@@ -45,10 +49,10 @@ LOG_INTERVAL = 60.0
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What a Redis call can raise when Redis is down, slow or confused: catch these, nothing broader."""
 
-_log = logging.getLogger("switchyard.router.redis")
+_log = logging.getLogger("switchyard.redis")
 
 
-def connect_redis(url: str) -> redis.asyncio.Redis:
+def connect_redis(url: str, name: str = "switchyard-router") -> redis.asyncio.Redis:
     """A client for ``url`` (``redis://`` or ``rediss://``) with short timeouts and no retries.
 
     No connection is made until the first command. Replies are bytes (``decode_responses=False``),
@@ -64,7 +68,7 @@ def connect_redis(url: str) -> redis.asyncio.Redis:
         # The client's own retries would multiply the timeout; the features retry later by themselves.
         retry=Retry(NoBackoff(), 0),
         retry_on_error=[],
-        client_name="switchyard-router",
+        client_name=name,
     )
 
 
@@ -155,3 +159,21 @@ class RedisGuard:
             if now - self._recovery_logged_at >= self._log_interval:
                 _log.warning("Redis available again for %s", self._feature)
                 self._recovery_logged_at = now
+
+
+def redis_url(router_settings: Mapping[str, Any]) -> str | None:
+    """The Redis URL of a LiteLLM config's ``router_settings``, or None when there is none.
+
+    LiteLLM keeps its Redis connection in ``router_settings`` (``redis_url``, or ``redis_host``,
+    ``redis_port`` and ``redis_password``); every service shares that Redis.
+    """
+    url = router_settings.get("redis_url")
+    if url:
+        return str(url)
+    host = router_settings.get("redis_host")
+    if not host:
+        return None
+    port = router_settings.get("redis_port") or 6379
+    password = router_settings.get("redis_password")
+    auth = f":{quote(str(password), safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/0"
