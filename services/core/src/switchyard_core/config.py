@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from switchyard_core.providers_data import origin, provider_info
+from switchyard_core.providers_data import PROVIDERS, origin, provider_info
 
 ENV_PREFIX = "os.environ/"
 
@@ -34,6 +34,9 @@ _KNOWN_GENERAL = {
     # Read by the router (switchyard_router.settings), where LiteLLM users put them.
     "background_health_checks",
     "health_check_interval",
+    # Models added through /model/new (management) and picked up by routers.
+    "store_model_in_db",
+    "model_refresh_interval",
 }
 _KNOWN_PARAMS = {
     "model",
@@ -71,6 +74,9 @@ _KNOWN_PARAMS = {
 }
 
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+DEFAULT_MODEL_REFRESH_INTERVAL = 2.0
+SALT_KEY_ENV = "SWITCHYARD_SALT_KEY"
+"""Environment variable holding the key that encrypts secrets of models stored in the database."""
 
 
 class ConfigError(ValueError):
@@ -127,6 +133,13 @@ class GeneralSettings:
     """Overall deadline of one request, in seconds."""
     allow_private_api_base: bool = False
     """Allow ``api_base`` on link-local or cloud-metadata addresses."""
+    store_model_in_db: bool = False
+    """Accept deployments through ``/model/new`` and have routers load them from management."""
+    model_refresh_interval: float = DEFAULT_MODEL_REFRESH_INTERVAL
+    """Seconds between a router's reloads of the stored deployments."""
+    salt_key: str = field(default="", repr=False)
+    """``SWITCHYARD_SALT_KEY`` from the environment: encrypts stored models' secrets (else the
+    master key does). Secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +303,13 @@ def _general(reader: _Reader, raw: Any, unknown: list[str]) -> GeneralSettings:
         allow_private_api_base=reader.boolean(
             data.get("allow_private_api_base", False), "general_settings.allow_private_api_base"
         ),
+        store_model_in_db=reader.boolean(data.get("store_model_in_db", False), "general_settings.store_model_in_db"),
+        model_refresh_interval=reader.number(
+            data.get("model_refresh_interval", DEFAULT_MODEL_REFRESH_INTERVAL),
+            "general_settings.model_refresh_interval",
+            minimum=0.1,
+        ),
+        salt_key=reader.environ.get(SALT_KEY_ENV, ""),
     )
 
 
@@ -418,3 +438,31 @@ def _check_api_base(reader: _Reader, url: str, key: str, allow_private: bool) ->
         return
     if address.is_link_local or str(address) in {"169.254.169.254", "fd00:ec2::254"}:
         raise reader.fail(key, "points at a link-local or metadata address; set allow_private_api_base to allow")
+
+
+# -- one model_list entry at run time (models stored in the database) ------------------------------
+
+
+def parse_model_entry(
+    entry: Any, general: GeneralSettings, environ: Mapping[str, str] | None = None, *, drop_params: bool = False
+) -> DeploymentConfig:
+    """Validate one ``model_list`` entry exactly as :func:`parse_config` does, plus its provider.
+
+    For deployments added at run time (``/model/new``): a provider prefix no transformer serves
+    is refused here, so a stored model can never break a router. Raises :class:`ConfigError`
+    whose ``key`` is relative to the entry (``litellm_params.api_base``).
+    """
+    reader = _Reader("<model>", os.environ if environ is None else environ)
+    try:
+        deployment = _deployment(reader, reader.resolve(entry, ""), "", general, [], drop_params)
+    except ConfigError as exc:
+        # _deployment prefixes keys with the entry's position in model_list, here empty.
+        raise reader.fail(exc.key.lstrip("."), exc.reason) from None
+    if deployment.provider not in PROVIDERS:
+        raise reader.fail("litellm_params.model", f"unknown provider {deployment.provider!r}")
+    return deployment
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a ``litellm_params`` key (at any depth) holds a secret (``api_key``, ``*token*``...)."""
+    return _is_secret_key(name)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
 from switchyard_core.errors import SwitchyardError
+from switchyard_management.daily_spend import add_daily_spend
 from switchyard_management.errors import database_errors
 from switchyard_management.models import SpendLog, UTCDateTime
 
@@ -118,7 +119,8 @@ class SpendStore:
         """Store ``records``; return ``(inserted, duplicates)``, which add up to ``len(records)``.
 
         All or nothing: the batch is validated first (``invalid_request`` with ``param`` such as
-        ``records[3].cost``), then written in one transaction.
+        ``records[3].cost``), then written in one transaction, together with the daily
+        aggregates of the rows actually inserted (:mod:`switchyard_management.daily_spend`).
         """
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -132,7 +134,9 @@ class SpendStore:
             return 0, 0
         async with database_errors("writing spend logs", self._observe), self._engine.begin() as conn:
             result = await conn.execute(self._insert, rows)
-            inserted = len(result.all())
+            new_ids = set(result.scalars().all())
+            await add_daily_spend(conn, [row for row in rows if row["request_id"] in new_ids])
+        inserted = len(new_ids)
         return inserted, len(records) - inserted
 
     async def list(self, filters: SpendFilters, page_size: int = 0, page_token: str = "") -> SpendPage:
