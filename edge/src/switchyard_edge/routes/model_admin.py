@@ -50,19 +50,17 @@ def router(edge: EdgeContext) -> APIRouter:
         answer = await call("DeleteModel", management_service_pb2.DeleteModelRequest(model_id=body.id), request)
         return JSONBytesResponse({"message": f"Model: {answer.model_id} deleted successfully"})
 
+    async def listed(request: Request, model_group: str | None) -> Any:
+        query = management_service_pb2.ListModelsRequest(model_name=model_group or "")
+        return (await call("ListModels", query, request)).models
+
     async def model_info(request: Request, model_group: Group = None) -> Response:
         """Config and stored deployments the key may use; secrets are null."""
-        answer = await call(
-            "ListModels", management_service_pb2.ListModelsRequest(model_name=model_group or ""), request
-        )
         return JSONBytesResponse(translate.info_json(await listed(request, model_group)))
 
     async def model_group_info(request: Request, model_group: Group = None) -> Response:
         """Per model group the key may use: providers, limits, prices and capabilities."""
-        answer = await call(
-            "ListModels", management_service_pb2.ListModelsRequest(model_name=model_group or ""), request
-        )
-        return JSONBytesResponse(translate.group_info_json(answer.models))
+        return JSONBytesResponse(translate.group_info_json(await listed(request, model_group)))
 
     routes.add_api_route("/model/new", new_model, methods=["POST"])
     routes.add_api_route("/model/delete", delete_model, methods=["POST"])
