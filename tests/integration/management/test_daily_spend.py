@@ -35,7 +35,7 @@ def query(group_by: int = pb.SPEND_REPORT_GROUP_BY_TEAM, start: str = "2025-03-0
 
 
 async def test_duplicate_deliveries_do_not_count_twice(stores: tuple[SpendStore, SpendReports, Any]) -> None:
-    spend, reports, engine = stores
+    spend, _, engine = stores
     batch = [usage("a", at=DAY, cost=0.5), usage("b", at=DAY, cost=0.25), usage("a", at=DAY, cost=0.5)]
 
     assert await spend.write(batch) == (2, 1)
