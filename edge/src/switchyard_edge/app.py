@@ -4,6 +4,8 @@
     POST /v1/embeddings         -> CompletionService.Embed
     GET  /v1/models             -> CompletionService.ListModels
     GET  /spend/logs            -> ManagementService.ListSpendLogs
+    /model/*, /model_group/info -> ManagementService model RPCs (routes/model_admin.py)
+    GET  /global/spend/report   -> ManagementService.GetSpendReport
     GET  /health/liveliness, /health/readiness
 
 The edge validates and translates; it makes no policy decision: the caller's key is forwarded as

@@ -59,10 +59,14 @@ class Hosted:
 
 @asynccontextmanager
 async def hosted(
-    database_url: str, data_dir: Path, *, auth: Any = None, auth_target: str = ""
+    database_url: str, data_dir: Path, *, auth: Any = None, auth_target: str = "", **general: Any
 ) -> AsyncIterator[Hosted]:
-    """Management on a port-0 server; auth co-hosted (real, or ``auth``), or remote at ``auth_target``."""
-    config = parse_config({"general_settings": {"master_key": MASTER_KEY, "database_url": database_url}})
+    """Management on a port-0 server; auth co-hosted (real, or ``auth``), or remote at ``auth_target``.
+
+    ``general`` adds ``general_settings`` entries.
+    """
+    settings_ = {"master_key": MASTER_KEY, "database_url": database_url, **general}
+    config = parse_config({"general_settings": settings_})
     settings = ServiceSettings(config=config, data_dir=data_dir)
     local = LocalChannel()
     co_hosted = {"management"} if auth_target else {"auth", "management"}

@@ -30,7 +30,6 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from fnmatch import fnmatchcase
 
 from google.protobuf import timestamp_pb2
 
@@ -42,6 +41,7 @@ from switchyard_auth.limits import LocalRateLimiter, RateLimiter
 from switchyard_auth.scopes import key_scopes
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
+from switchyard_core.model_access import model_allowed
 
 _Role = auth_service_pb2.PrincipalRole
 
@@ -52,10 +52,6 @@ MISSING_KEY = SwitchyardError(
 INVALID_KEY = SwitchyardError("invalid_api_key", "Invalid API key.")
 BLOCKED_KEY = SwitchyardError("key_blocked", "This API key is blocked.")
 EXPIRED_KEY = SwitchyardError("key_expired", "This API key has expired.")
-
-ALL_MODELS = "all-proxy-models"
-"""LiteLLM's name for "every model" in a key's model list."""
-_WILDCARDS = frozenset("*?[")
 
 
 class Authorizer:
@@ -141,13 +137,6 @@ class Authorizer:
         settlements = [(record.reservation_id, record.cost) for record in records if record.reservation_id]
         if settlements:
             await self._limiter.settle(settlements)
-
-
-def model_allowed(model: str, allowed: Sequence[str]) -> bool:
-    """Whether ``model`` is among ``allowed``: exact names or fnmatch patterns; empty allows all."""
-    if not allowed or model in allowed or ALL_MODELS in allowed:
-        return True
-    return any(_WILDCARDS.intersection(name) and fnmatchcase(model, name) for name in allowed)
 
 
 def _model_not_allowed(model: str) -> SwitchyardError:

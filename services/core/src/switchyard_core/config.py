@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from switchyard_core.providers_data import origin, provider_info
+from switchyard_core.providers_data import PROVIDERS, origin, provider_info
 
 ENV_PREFIX = "os.environ/"
 
@@ -37,6 +37,9 @@ _KNOWN_GENERAL = {
     # JWT bearer tokens, read by auth (switchyard_auth.jwt_auth); see JwtAuthSettings.
     "enable_jwt_auth",
     "litellm_jwtauth",
+    # Models added through /model/new (management) and picked up by routers.
+    "store_model_in_db",
+    "model_refresh_interval",
 }
 _KNOWN_PARAMS = {
     "model",
@@ -74,6 +77,9 @@ _KNOWN_PARAMS = {
 }
 
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+DEFAULT_MODEL_REFRESH_INTERVAL = 2.0
+SALT_KEY_ENV = "SWITCHYARD_SALT_KEY"
+"""Environment variable holding the key that encrypts secrets of models stored in the database."""
 
 
 class ConfigError(ValueError):
@@ -132,6 +138,13 @@ class GeneralSettings:
     """Allow ``api_base`` on link-local or cloud-metadata addresses."""
     jwt_auth: JwtAuthSettings | None = None
     """JWT bearer tokens (``enable_jwt_auth`` and ``litellm_jwtauth``); None when off."""
+    store_model_in_db: bool = False
+    """Accept deployments through ``/model/new`` and have routers load them from management."""
+    model_refresh_interval: float = DEFAULT_MODEL_REFRESH_INTERVAL
+    """Seconds between a router's reloads of the stored deployments."""
+    salt_key: str = field(default="", repr=False)
+    """``SWITCHYARD_SALT_KEY`` from the environment: encrypts stored models' secrets (else the
+    master key does). Secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +312,13 @@ def _general(
             data.get("allow_private_api_base", False), "general_settings.allow_private_api_base"
         ),
         jwt_auth=_jwt_auth(reader, data, unknown, environment_variables),
+        store_model_in_db=reader.boolean(data.get("store_model_in_db", False), "general_settings.store_model_in_db"),
+        model_refresh_interval=reader.number(
+            data.get("model_refresh_interval", DEFAULT_MODEL_REFRESH_INTERVAL),
+            "general_settings.model_refresh_interval",
+            minimum=0.1,
+        ),
+        salt_key=reader.environ.get(SALT_KEY_ENV, ""),
     )
 
 
@@ -577,3 +597,31 @@ def _jwt_role_map(reader: _Reader, value: Any, key: str) -> tuple[JwtRoleMapping
             raise reader.fail(f"{key}[{i}].litellm_role", f"must be one of {', '.join(JWT_ROLES)}, got {role!r}")
         mappings.append(JwtRoleMapping(jwt_role, role))
     return tuple(mappings)
+
+
+# -- one model_list entry at run time (models stored in the database) ------------------------------
+
+
+def parse_model_entry(
+    entry: Any, general: GeneralSettings, environ: Mapping[str, str] | None = None, *, drop_params: bool = False
+) -> DeploymentConfig:
+    """Validate one ``model_list`` entry exactly as :func:`parse_config` does, plus its provider.
+
+    For deployments added at run time (``/model/new``): a provider prefix no transformer serves
+    is refused here, so a stored model can never break a router. Raises :class:`ConfigError`
+    whose ``key`` is relative to the entry (``litellm_params.api_base``).
+    """
+    reader = _Reader("<model>", os.environ if environ is None else environ)
+    try:
+        deployment = _deployment(reader, reader.resolve(entry, ""), "", general, [], drop_params)
+    except ConfigError as exc:
+        # _deployment prefixes keys with the entry's position in model_list, here empty.
+        raise reader.fail(exc.key.lstrip("."), exc.reason) from None
+    if deployment.provider not in PROVIDERS:
+        raise reader.fail("litellm_params.model", f"unknown provider {deployment.provider!r}")
+    return deployment
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a ``litellm_params`` key (at any depth) holds a secret (``api_key``, ``*token*``...)."""
+    return _is_secret_key(name)

@@ -20,6 +20,7 @@ AUTHORIZE_TIMEOUT = 5.0
 """Longest wait for auth's answer, in seconds, when the caller's deadline is further away."""
 
 _ADMIN = auth_service_pb2.PrincipalRole.PRINCIPAL_ROLE_PROXY_ADMIN
+_ADMIN_VIEWER = auth_service_pb2.PrincipalRole.PRINCIPAL_ROLE_PROXY_ADMIN_VIEWER
 
 
 class AdminGate:
@@ -68,3 +69,8 @@ class AdminGate:
 def is_admin(principal: auth_service_pb2.Principal) -> bool:
     """Whether ``principal`` may do everything."""
     return principal.role == _ADMIN
+
+
+def is_admin_or_viewer(principal: auth_service_pb2.Principal) -> bool:
+    """Whether ``principal`` may read everything (a proxy admin or a proxy admin viewer)."""
+    return principal.role in (_ADMIN, _ADMIN_VIEWER)

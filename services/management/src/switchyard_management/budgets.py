@@ -7,7 +7,7 @@ the current window; a row delivered twice is stored, and counted, once.
 Windows: an object with a ``budget_duration`` has a ``budget_reset_time``, when its current window
 ends. :func:`sweep_budgets`, run every few seconds, starts the next window for each object whose
 time has come: ``spend`` back to 0 and ``budget_reset_time`` moved on by whole durations past now.
-Auth does not wait for the sweep: it computes the same windows itself (``switchyard_auth.scopes``).
+Auth does not wait for the sweep: it computes the same windows itself (auth's ``scopes`` module).
 """
 
 from __future__ import annotations

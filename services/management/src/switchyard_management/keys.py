@@ -29,8 +29,9 @@ from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_core.durations import EXAMPLES, duration_seconds
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
+from switchyard_management.audit import write_audit
 from switchyard_management.errors import database_errors
-from switchyard_management.models import AuditLog, UTCDateTime, VirtualKey
+from switchyard_management.models import UTCDateTime, VirtualKey
 from switchyard_management.store import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -45,7 +46,6 @@ SECRET_BYTES = 32
 
 _TABLE = cast(Table, VirtualKey.__table__)
 _COLUMNS = _TABLE.c
-_AUDIT = cast(Table, AuditLog.__table__)
 _Role = auth_service_pb2.PrincipalRole
 _ROLE_PREFIX = "PRINCIPAL_ROLE_"
 _LIMITS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
@@ -271,16 +271,7 @@ async def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    values = {
-        "time": now,
-        "actor_key_hash": actor,
-        "action": action,
-        "object_type": "key",
-        "object_id": object_id,
-        "before": before,
-        "after": after,
-    }
-    await conn.execute(insert(_AUDIT), [values])
+    await write_audit(conn, now, actor, action, "key", object_id, before, after)
 
 
 def _settings(key: pb.Key, fields: set[str], now: datetime) -> dict[str, Any]:

@@ -15,7 +15,7 @@ Conventions, so PostgreSQL and SQLite behave the same:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -32,8 +33,10 @@ from sqlalchemy import (
     Numeric,
     String,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.naming import conv
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -202,4 +205,59 @@ class AuditLog(Base):
     __table_args__ = (
         Index("ix_audit_log_time", "time"),
         Index("ix_audit_log_object_type_object_id", "object_type", "object_id"),
+    )
+
+
+class ModelDeployment(Base):
+    """A deployment added through the admin API (``store_model_in_db``), in LiteLLM's shape.
+
+    ``litellm_params`` holds every parameter as given, except that each value under a secret-looking
+    key (``api_key``, ``aws_secret_access_key``, ``*token*``...) is a Fernet token (see
+    :mod:`switchyard_management.model_secrets`): the row never holds a provider key in clear.
+    """
+
+    __tablename__ = "model_deployments"
+
+    model_id: Mapped[str] = mapped_column(String, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String)
+    """The model group."""
+    litellm_params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model_info: Mapped[dict[str, Any]] = mapped_column(JSON)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_model_deployments_model_name", "model_name"),)
+
+
+class DailySpend(Base):
+    """Spend per UTC day, key, team, user, end user and model group; kept with the spend rows.
+
+    Every spend row that is inserted adds to its day's row in the same transaction (upsert), so
+    the sums equal the spend log's; duplicates of a request add nothing. ``provider`` is the
+    provider of the first request of the day for that combination.
+    """
+
+    __tablename__ = "daily_spend"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    date: Mapped[date] = mapped_column(Date)
+    key_hash: Mapped[str] = mapped_column(String, default="")
+    """SHA-256 hex digest of the caller's key; never the key."""
+    team_id: Mapped[str] = mapped_column(String, default="")
+    user_id: Mapped[str] = mapped_column(String, default="")
+    end_user: Mapped[str] = mapped_column(String, default="")
+    model_group: Mapped[str] = mapped_column(String, default="")
+    provider: Mapped[str] = mapped_column(String, default="")
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[float] = mapped_column(Money, default=0.0)
+    """US dollars."""
+
+    __table_args__ = (
+        # Named by hand: the conventional name (every column) passes PostgreSQL's 63-character limit.
+        UniqueConstraint(
+            "date", "key_hash", "team_id", "user_id", "end_user", "model_group", name=conv("uq_daily_spend_day_group")
+        ),
+        CheckConstraint("cost >= 0", name="cost_non_negative"),
     )

@@ -20,8 +20,11 @@ from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_management.access import AdminGate
 from switchyard_management.budgets import sweep_budgets
+from switchyard_management.daily_spend import SpendReports
 from switchyard_management.database import create_engine, migrate, resolve_url, safe_url
 from switchyard_management.keys import KeyStore
+from switchyard_management.model_secrets import ParamsCipher
+from switchyard_management.model_store import ModelStore
 from switchyard_management.servicer import ManagementServicer
 from switchyard_management.store import SpendStore
 
@@ -39,7 +42,12 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     url = resolve_url(settings.config.general.database_url, settings.data_dir)
     engine = create_engine(url)
     spend = SpendStore(engine)
-    servicer = ManagementServicer(AdminGate(channels.get("auth")), spend, KeyStore(engine))
+    general = settings.config.general
+    cipher = ParamsCipher(general.salt_key or general.master_key)
+    models = ModelStore(engine, cipher, general, settings.config.deployments)
+    servicer = ManagementServicer(
+        AdminGate(channels.get("auth")), spend, KeyStore(engine), models, SpendReports(engine)
+    )
     probe: list[asyncio.Task[None]] = []
 
     async def start() -> None:

@@ -12,9 +12,12 @@ from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import remaining
-from switchyard_management.access import AdminGate, is_admin
+from switchyard_core.model_access import model_allowed
+from switchyard_management.access import AdminGate, is_admin, is_admin_or_viewer
+from switchyard_management.daily_spend import ReportQuery, SpendReports
 from switchyard_management.errors import database_deadline
 from switchyard_management.keys import KeyFilters, KeyStore
+from switchyard_management.model_store import ModelStore
 from switchyard_management.store import SpendFilters, SpendStore
 
 DATABASE_TIMEOUT = 30.0
@@ -29,6 +32,11 @@ UPDATE_KEY = "management.UpdateKey"
 DELETE_KEY = "management.DeleteKey"
 REGENERATE_KEY = "management.RegenerateKey"
 LOOKUP_KEY = "management.LookupKey"
+CREATE_MODEL = "management.CreateModel"
+DELETE_MODEL = "management.DeleteModel"
+LIST_MODELS = "management.ListModels"
+LIST_DEPLOYMENTS = "management.ListDeployments"
+GET_SPEND_REPORT = "management.GetSpendReport"
 
 
 class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
@@ -38,10 +46,14 @@ class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
     keys cannot be probed for existence.
     """
 
-    def __init__(self, gate: AdminGate, spend: SpendStore, keys: KeyStore) -> None:
+    def __init__(
+        self, gate: AdminGate, spend: SpendStore, keys: KeyStore, models: ModelStore, reports: SpendReports
+    ) -> None:
         self._gate = gate
         self._spend = spend
         self._keys = keys
+        self._models = models
+        self._reports = reports
 
     async def WriteSpendLogs(self, request: pb.WriteSpendLogsRequest, context: Any) -> pb.WriteSpendLogsResponse:
         try:
@@ -135,6 +147,60 @@ class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
         if key is None:
             return pb.LookupKeyResponse(found=False)
         return pb.LookupKeyResponse(found=True, key=key)
+
+    # -- models stored in the database and spend reports --------------------------------------
+
+    async def CreateModel(self, request: pb.CreateModelRequest, context: Any) -> pb.CreateModelResponse:
+        try:
+            admin = await self._gate.require_admin(context, CREATE_MODEL)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                model = await self._models.create(request.model, admin.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.CreateModelResponse(model=model)
+
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context: Any) -> pb.DeleteModelResponse:
+        try:
+            admin = await self._gate.require_admin(context, DELETE_MODEL)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                model_id = await self._models.delete(request.model_id, admin.key_hash)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.DeleteModelResponse(model_id=model_id)
+
+    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
+        try:
+            caller = await self._gate.authenticate(context, LIST_MODELS)
+            everything = is_admin_or_viewer(caller)
+            allowed = list(caller.models)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                models = await self._models.visible(
+                    lambda name: everything or model_allowed(name, allowed), request.model_name
+                )
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.ListModelsResponse(models=models)
+
+    async def ListDeployments(self, request: pb.ListDeploymentsRequest, context: Any) -> pb.ListDeploymentsResponse:
+        try:
+            await self._gate.require_admin(context, LIST_DEPLOYMENTS)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                models = await self._models.deployments()
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.ListDeploymentsResponse(models=models)
+
+    async def GetSpendReport(self, request: pb.GetSpendReportRequest, context: Any) -> pb.GetSpendReportResponse:
+        try:
+            caller = await self._gate.authenticate(context, GET_SPEND_REPORT)
+            if not is_admin_or_viewer(caller):
+                raise SwitchyardError("forbidden", f"Only proxy admins and admin viewers may call {GET_SPEND_REPORT}.")
+            query = ReportQuery.parse(request)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                rows = await self._reports.report(query)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return pb.GetSpendReportResponse(rows=rows)
 
 
 def _time(request: pb.ListSpendLogsRequest, name: str) -> datetime | None:

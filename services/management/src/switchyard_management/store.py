@@ -32,6 +32,7 @@ from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
 from switchyard_core.errors import SwitchyardError
 from switchyard_management.budgets import add_spend
+from switchyard_management.daily_spend import add_daily_spend
 from switchyard_management.errors import database_errors
 from switchyard_management.models import SpendLog, UTCDateTime
 
@@ -119,8 +120,9 @@ class SpendStore:
         """Store ``records``; return ``(inserted, duplicates)``, which add up to ``len(records)``.
 
         All or nothing: the batch is validated first (``invalid_request`` with ``param`` such as
-        ``records[3].cost``), then written in one transaction, with the new rows' costs added to
-        their keys' spend (:func:`~switchyard_management.budgets.add_spend`).
+        ``records[3].cost``), then written in one transaction, together with what the rows
+        actually inserted add up to: their keys' spend (:func:`~switchyard_management.budgets.add_spend`)
+        and the daily aggregates (:mod:`switchyard_management.daily_spend`).
         """
         rows: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -133,9 +135,11 @@ class SpendStore:
         if not rows:
             return 0, 0
         async with database_errors("writing spend logs", self._observe), self._engine.begin() as conn:
-            new = {request_id for (request_id,) in (await conn.execute(self._insert, rows)).all()}
-            await add_spend(conn, (row for row in rows if row["request_id"] in new))
-            inserted = len(new)
+            new_ids = set((await conn.execute(self._insert, rows)).scalars().all())
+            new_rows = [row for row in rows if row["request_id"] in new_ids]
+            await add_spend(conn, new_rows)
+            await add_daily_spend(conn, new_rows)
+        inserted = len(new_ids)
         return inserted, len(records) - inserted
 
     async def list(self, filters: SpendFilters, page_size: int = 0, page_token: str = "") -> SpendPage:

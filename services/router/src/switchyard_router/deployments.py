@@ -1,6 +1,7 @@
 """Model groups and their deployments.
 
-Built once from the config at start; each deployment's ``Deployment`` message and its prices
+Built from the config at start (and rebuilt when stored models change, see
+:mod:`switchyard_router.stored_models`); each deployment's ``Deployment`` message and its prices
 (config override, else the bundled catalogue, else 0) are prepared then and shared read-only by
 every request, so the hot path does no config or catalogue work.
 """
@@ -85,10 +86,14 @@ class ModelGroups:
     """Model group name -> its deployments (choosing among them is a routing strategy's job)."""
 
     def __init__(self, deployments: Iterable[DeploymentConfig]) -> None:
-        self._groups: dict[str, list[Deployment]] = {}
-        for config in deployments:
-            members = self._groups.setdefault(config.model_name, [])
-            members.append(build_deployment(config))
+        self._groups = _grouped(deployments)
+
+    def replace(self, deployments: Iterable[DeploymentConfig]) -> None:
+        """Swap in a whole new set of deployments at once (stored models were added or removed).
+
+        One assignment: a request sees the old set or the new one, never a mix of both.
+        """
+        self._groups = _grouped(deployments)
 
     def names(self) -> list[str]:
         return list(self._groups)
@@ -109,6 +114,14 @@ class ModelGroups:
         return max(
             (member.worst_case_cost(prompt_tokens, max_output) for member in self._groups.get(name, ())), default=0.0
         )
+
+
+def _grouped(deployments: Iterable[DeploymentConfig]) -> dict[str, list[Deployment]]:
+    groups: dict[str, list[Deployment]] = {}
+    for config in deployments:
+        members = groups.setdefault(config.model_name, [])
+        members.append(build_deployment(config))
+    return groups
 
 
 def _message(config: DeploymentConfig) -> deployment_pb2.Deployment:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import grpc
 
 from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.completion.v1 import completion_service_pb2_grpc
+from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard.provider.v1 import provider_service_pb2, provider_service_pb2_grpc
 from switchyard.type.v1 import chat_pb2, embedding_pb2
 from switchyard_core import errors
+from switchyard_core.config import GatewayConfig
 from switchyard_core.redis_client import connect_redis
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_router.attempts import Attempts
@@ -22,6 +26,7 @@ from switchyard_router.precall import load_encoding
 from switchyard_router.retry import RetryPolicy
 from switchyard_router.servicer import CompletionServicer
 from switchyard_router.settings import parse_router_settings
+from switchyard_router.stored_models import StoredModels
 from switchyard_router.strategies import make_strategy
 from switchyard_router.usage import UsageReporter
 
@@ -35,6 +40,7 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     auth = auth_service_pb2_grpc.AuthServiceStub(channels.get("auth"))
     providers = provider_service_pb2_grpc.ProviderServiceStub(channels.get("providers"))
     groups = ModelGroups(config.deployments)
+    stored = _stored_models(config, groups, channels)
     usage = UsageReporter(auth)
     load = LoadTracker(redis)
     cooldowns = make_cooldowns(router_settings, redis)
@@ -104,11 +110,25 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
         if redis is not None:
             await redis.aclose()
 
+    on_start: list[Callable[[], Awaitable[None]]] = [usage.batcher.start, health.start]
+    on_stop: list[Callable[[], Awaitable[None]]] = [health.stop, usage.batcher.stop, close]
+    if stored is not None:
+        on_start.append(stored.start)
+        on_stop.insert(0, stored.stop)
     return Service(
         name="router",
         registrations=[
             (completion_service_pb2_grpc.add_CompletionServiceServicer_to_server, CompletionServicer(router, timeout))
         ],
-        on_start=[usage.batcher.start, health.start],
-        on_stop=[health.stop, usage.batcher.stop, close],
+        on_start=on_start,
+        on_stop=on_stop,
     )
+
+
+def _stored_models(config: GatewayConfig, groups: ModelGroups, channels: Channels) -> StoredModels | None:
+    """The poller of deployments stored in the database, when ``store_model_in_db`` is set."""
+    if not config.general.store_model_in_db:
+        return None
+    management = management_service_pb2_grpc.ManagementServiceStub(channels.get("management"))
+    drop_params = str(config.litellm_settings.get("drop_params", False)).lower() == "true"
+    return StoredModels(groups, config.deployments, management, config.general, drop_params=drop_params)

@@ -5,12 +5,24 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from switchyard.auth.v1 import auth_service_pb2 as _auth_service_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SpendReportGroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEND_REPORT_GROUP_BY_UNSPECIFIED: _ClassVar[SpendReportGroupBy]
+    SPEND_REPORT_GROUP_BY_TEAM: _ClassVar[SpendReportGroupBy]
+    SPEND_REPORT_GROUP_BY_CUSTOMER: _ClassVar[SpendReportGroupBy]
+    SPEND_REPORT_GROUP_BY_API_KEY: _ClassVar[SpendReportGroupBy]
+SPEND_REPORT_GROUP_BY_UNSPECIFIED: SpendReportGroupBy
+SPEND_REPORT_GROUP_BY_TEAM: SpendReportGroupBy
+SPEND_REPORT_GROUP_BY_CUSTOMER: SpendReportGroupBy
+SPEND_REPORT_GROUP_BY_API_KEY: SpendReportGroupBy
 
 class Key(_message.Message):
     __slots__ = ("key_hash", "key_name", "key_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit", "max_parallel_requests", "expires", "blocked", "team_id", "user_id", "metadata", "spend", "create_time", "budget_reset_time", "role")
@@ -237,3 +249,101 @@ class ListSpendLogsResponse(_message.Message):
     logs: _containers.RepeatedCompositeFieldContainer[SpendLog]
     next_page_token: str
     def __init__(self, logs: _Optional[_Iterable[_Union[SpendLog, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ModelDeployment(_message.Message):
+    __slots__ = ("model_id", "model_name", "litellm_params", "model_info", "db_model", "create_time")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    LITELLM_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_INFO_FIELD_NUMBER: _ClassVar[int]
+    DB_MODEL_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    model_name: str
+    litellm_params: _struct_pb2.Struct
+    model_info: _struct_pb2.Struct
+    db_model: bool
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, model_id: _Optional[str] = ..., model_name: _Optional[str] = ..., litellm_params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., model_info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., db_model: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateModelRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelDeployment
+    def __init__(self, model: _Optional[_Union[ModelDeployment, _Mapping]] = ...) -> None: ...
+
+class CreateModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelDeployment
+    def __init__(self, model: _Optional[_Union[ModelDeployment, _Mapping]] = ...) -> None: ...
+
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class DeleteModelResponse(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("model_name",)
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    def __init__(self, model_name: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelDeployment]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelDeployment, _Mapping]]] = ...) -> None: ...
+
+class ListDeploymentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDeploymentsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelDeployment]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelDeployment, _Mapping]]] = ...) -> None: ...
+
+class GetSpendReportRequest(_message.Message):
+    __slots__ = ("start_date", "end_date", "group_by")
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    END_DATE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    start_date: str
+    end_date: str
+    group_by: SpendReportGroupBy
+    def __init__(self, start_date: _Optional[str] = ..., end_date: _Optional[str] = ..., group_by: _Optional[_Union[SpendReportGroupBy, str]] = ...) -> None: ...
+
+class SpendReportRow(_message.Message):
+    __slots__ = ("date", "group", "key_alias", "model_group", "requests", "prompt_tokens", "completion_tokens", "cost")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_GROUP_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    group: str
+    key_alias: str
+    model_group: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    def __init__(self, date: _Optional[str] = ..., group: _Optional[str] = ..., key_alias: _Optional[str] = ..., model_group: _Optional[str] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost: _Optional[float] = ...) -> None: ...
+
+class GetSpendReportResponse(_message.Message):
+    __slots__ = ("rows",)
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[SpendReportRow]
+    def __init__(self, rows: _Optional[_Iterable[_Union[SpendReportRow, _Mapping]]] = ...) -> None: ...

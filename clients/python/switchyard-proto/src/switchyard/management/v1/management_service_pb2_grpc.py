@@ -81,6 +81,31 @@ class ManagementServiceStub:
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.SerializeToString,
                 response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
                 _registered_method=True)
+        self.CreateModel = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateModel',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteModel',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListModels',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.ListDeployments = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListDeployments',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListDeploymentsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListDeploymentsResponse.FromString,
+                _registered_method=True)
+        self.GetSpendReport = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetSpendReport',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServiceServicer:
@@ -151,6 +176,42 @@ class ManagementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateModel(self, request, context):
+        """-- models stored in the database (store_model_in_db) and daily spend reports --
+        CreateModel stores a deployment; routers pick it up on their next refresh (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """DeleteModel removes a stored deployment (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """ListModels lists config and stored deployments the caller may use; secrets are masked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeployments(self, request, context):
+        """ListDeployments lists stored deployments with their secrets, for routers (internal; service credential only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSpendReport(self, request, context):
+        """GetSpendReport sums daily spend by day, group (team, end user or key) and model group (admins and admin viewers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +259,31 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.LookupKey,
                     request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.FromString,
                     response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.SerializeToString,
+            ),
+            'CreateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateModel,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteModelRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'ListDeployments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeployments,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListDeploymentsRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListDeploymentsResponse.SerializeToString,
+            ),
+            'GetSpendReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSpendReport,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +531,141 @@ class ManagementService:
             '/switchyard.management.v1.ManagementService/LookupKey',
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.SerializeToString,
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateModel',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteModel',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteModelRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListModels',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListModelsRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeployments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListDeployments',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListDeploymentsRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListDeploymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSpendReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetSpendReport',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportResponse.FromString,
             options,
             channel_credentials,
             insecure,
