@@ -18,6 +18,7 @@ from switchyard_management.database import create_engine, migrate, resolve_url, 
 from switchyard_management.keys import KeyStore
 from switchyard_management.servicer import ManagementServicer
 from switchyard_management.store import SpendStore
+from switchyard_management.tenancy_servicer import TenancyStores
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     url = resolve_url(settings.config.general.database_url, settings.data_dir)
     engine = create_engine(url)
     spend = SpendStore(engine)
-    servicer = ManagementServicer(AdminGate(channels.get("auth")), spend, KeyStore(engine))
+    servicer = ManagementServicer(AdminGate(channels.get("auth")), spend, KeyStore(engine), TenancyStores.build(engine))
     probe: list[asyncio.Task[None]] = []
 
     async def start() -> None:

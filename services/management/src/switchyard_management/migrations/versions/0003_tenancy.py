@@ -49,9 +49,7 @@ def upgrade() -> None:
         *_limit_columns("organizations"),
         sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_organizations")),
     )
-    op.create_index(
-        "ix_organizations_create_time_organization_id", "organizations", ["create_time", "organization_id"]
-    )
+    op.create_index("ix_organizations_create_time_organization_id", "organizations", ["create_time", "organization_id"])
     op.create_table(
         "teams",
         sa.Column("team_id", sa.String(), nullable=False),
