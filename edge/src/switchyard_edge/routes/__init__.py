@@ -3,9 +3,9 @@
 Each module exposes ``router(edge: EdgeContext) -> APIRouter``.
 """
 
-from switchyard_edge.routes import chat, embeddings, health, keys, models, spend
+from switchyard_edge.routes import chat, embeddings, health, keys, models, spend, tenancy
 
-__all__ = ["ALL", "chat", "embeddings", "health", "keys", "models", "spend"]
+__all__ = ["ALL", "chat", "embeddings", "health", "keys", "models", "spend", "tenancy"]
 
-ALL = (chat, embeddings, models, spend, keys, health)
+ALL = (chat, embeddings, models, spend, keys, tenancy, health)
 """Every route module, in the order they are mounted."""
