@@ -367,7 +367,8 @@ async def test_a_virtual_key_authenticates_and_reads_only_itself(database_url: s
         api = stack.management
         await seed_owners(api)
         mine = await api.CreateKey(pb.CreateKeyRequest(key=settings()), metadata=ADMIN)
-        other = await api.CreateKey(pb.CreateKeyRequest(key=settings(team_id="team-b", user_id="user-2")), metadata=ADMIN)
+        other_settings = settings(team_id="team-b", user_id="user-2")
+        other = await api.CreateKey(pb.CreateKeyRequest(key=other_settings), metadata=ADMIN)
         user = bearer_metadata(mine.secret)
 
         own = await api.GetKey(pb.GetKeyRequest(), metadata=user)
