@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from switchyard_management.budgets import next_window_end, sweep_budgets
-from switchyard_management.database import create_engine, migrate, resolve_url
 from switchyard_management.keys import KeyStore
 from switchyard_management.store import SpendStore
-from tests.integration.management.test_keys import ACTOR, settings
+from tests.integration.management.test_keys import ACTOR, engine, settings
 from tests.integration.management.test_spend_store import usage
 
-
-@pytest.fixture
-async def engine(database_url: str, tmp_path: Path) -> AsyncIterator[Any]:
-    engine = create_engine(resolve_url(database_url, tmp_path))
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
+__all__ = ["engine"]  # the fixture: a migrated database with the test owners
 
 
 async def test_new_spend_rows_add_to_their_keys_spend_once(engine: Any) -> None:

@@ -3,6 +3,9 @@
 Store tests call :class:`KeyStore` directly; servicer tests run ManagementService on a port-0
 gRPC server with AuthService co-hosted, so a minted key is checked by auth exactly as in
 production (auth -> KeyCache -> ManagementService.LookupKey with the master key).
+
+A key's team and user must exist, so every test starts with teams ``team-a`` / ``team-b`` and
+users ``user-1`` / ``user-2`` (:data:`OWNERS`).
 """
 
 from __future__ import annotations
@@ -25,18 +28,34 @@ from switchyard_core.grpc_util import bearer_metadata, hash_key
 from switchyard_management.database import create_engine, migrate, resolve_url
 from switchyard_management.keys import KeyFilters, KeyStore, parse_duration
 from switchyard_management.models import AuditLog
+from switchyard_management.teams import TeamStore
+from switchyard_management.users import UserStore
 from tests.integration.management.test_management_servicer import ADMIN, MASTER_KEY, hosted
 
 ACTOR = hash_key(MASTER_KEY)
 _Role = auth_service_pb2.PrincipalRole
+OWNERS = {"teams": ["team-a", "team-b"], "users": ["user-1", "user-2"]}
+"""Teams and users the keys of these tests belong to."""
 
 
 @pytest.fixture
 async def engine(database_url: str, tmp_path: Path) -> AsyncIterator[Any]:
     engine = create_engine(resolve_url(database_url, tmp_path))
     await migrate(engine)
+    for team_id in OWNERS["teams"]:
+        await TeamStore(engine).create(pb.Team(team_id=team_id), ACTOR)
+    for user_id in OWNERS["users"]:
+        await UserStore(engine).create(pb.User(user_id=user_id), ACTOR)
     yield engine
     await engine.dispose()
+
+
+async def seed_owners(api: Any) -> None:
+    """Create :data:`OWNERS` through the RPCs."""
+    for team_id in OWNERS["teams"]:
+        await api.CreateTeam(pb.CreateTeamRequest(team=pb.Team(team_id=team_id)), metadata=ADMIN)
+    for user_id in OWNERS["users"]:
+        await api.CreateUser(pb.CreateUserRequest(user=pb.User(user_id=user_id)), metadata=ADMIN)
 
 
 @pytest.fixture
@@ -62,9 +81,11 @@ def settings(**fields: Any) -> pb.Key:
     return key
 
 
-async def audit_rows(engine: Any) -> list[dict[str, Any]]:
+async def audit_rows(engine: Any, object_type: str = "key") -> list[dict[str, Any]]:
+    table = AuditLog.__table__
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(AuditLog.__table__).order_by(AuditLog.__table__.c.id))).all()
+        query = select(table).where(table.c.object_type == object_type).order_by(table.c.id)
+        rows = (await conn.execute(query)).all()
     return [dict(row._mapping) for row in rows]
 
 
@@ -306,6 +327,7 @@ async def rpc_error(call: Any) -> SwitchyardError:
 async def test_an_admin_manages_keys_and_each_change_is_audited(database_url: str, tmp_path: Path) -> None:
     async with hosted(database_url, tmp_path) as stack:
         api = stack.management
+        await seed_owners(api)
         created = await api.CreateKey(pb.CreateKeyRequest(key=settings(), duration="30d"), metadata=ADMIN)
         got = await api.GetKey(pb.GetKeyRequest(key_hash=created.key.key_hash), metadata=ADMIN)
         listed = await api.ListKeys(pb.ListKeysRequest(team_id="team-a"), metadata=ADMIN)
@@ -344,8 +366,10 @@ async def test_an_admin_manages_keys_and_each_change_is_audited(database_url: st
 async def test_a_virtual_key_authenticates_and_reads_only_itself(database_url: str, tmp_path: Path) -> None:
     async with hosted(database_url, tmp_path) as stack:
         api = stack.management
+        await seed_owners(api)
         mine = await api.CreateKey(pb.CreateKeyRequest(key=settings()), metadata=ADMIN)
-        other = await api.CreateKey(pb.CreateKeyRequest(key=settings(team_id="team-b")), metadata=ADMIN)
+        other_settings = settings(team_id="team-b", user_id="user-2")
+        other = await api.CreateKey(pb.CreateKeyRequest(key=other_settings), metadata=ADMIN)
         user = bearer_metadata(mine.secret)
 
         own = await api.GetKey(pb.GetKeyRequest(), metadata=user)
@@ -366,7 +390,6 @@ async def test_a_virtual_key_authenticates_and_reads_only_itself(database_url: s
 
 NON_ADMIN_CALLS = {
     "CreateKey": lambda api, h, **kw: api.CreateKey(pb.CreateKeyRequest(key=pb.Key(role=1)), **kw),
-    "ListKeys": lambda api, h, **kw: api.ListKeys(pb.ListKeysRequest(), **kw),
     "UpdateKey": lambda api, h, **kw: api.UpdateKey(
         pb.UpdateKeyRequest(
             key=pb.Key(key_hash=h, role=1, rpm_limit=10**6),
@@ -380,9 +403,10 @@ NON_ADMIN_CALLS = {
 }
 
 
-async def test_a_non_admin_key_cannot_mint_change_or_list_keys(database_url: str, tmp_path: Path) -> None:
+async def test_a_non_admin_key_cannot_mint_or_change_keys(database_url: str, tmp_path: Path) -> None:
     async with hosted(database_url, tmp_path) as stack:
         api = stack.management
+        await seed_owners(api)
         mine = await api.CreateKey(pb.CreateKeyRequest(key=settings()), metadata=ADMIN)
         user = bearer_metadata(mine.secret)
         refusals = {
@@ -406,6 +430,7 @@ async def test_a_non_admin_key_cannot_mint_change_or_list_keys(database_url: str
 async def test_key_rpcs_validate_their_input(database_url: str, tmp_path: Path) -> None:
     async with hosted(database_url, tmp_path) as stack:
         api = stack.management
+        await seed_owners(api)
         bad_duration = await rpc_error(api.CreateKey(pb.CreateKeyRequest(duration="1y"), metadata=ADMIN))
         bad_page = await rpc_error(api.ListKeys(pb.ListKeysRequest(page_size=5000), metadata=ADMIN))
         no_mask = await rpc_error(api.UpdateKey(pb.UpdateKeyRequest(key=pb.Key(key_hash="x")), metadata=ADMIN))

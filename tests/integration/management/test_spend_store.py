@@ -84,7 +84,7 @@ async def test_migrate_creates_the_schema_of_the_models_and_is_idempotent(databa
             version = (await connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
     finally:
         await engine.dispose()
-    assert {"spend_logs", VERSION_TABLE} <= tables
+    assert {"spend_logs", "teams", "users", "team_memberships", "end_users", VERSION_TABLE} <= tables
     assert differences == []  # the migrations build exactly what models.py declares
     assert version == ["0004"]
 

@@ -3,9 +3,9 @@
 Each module exposes ``router(edge: EdgeContext) -> APIRouter``.
 """
 
-from switchyard_edge.routes import chat, embeddings, health, keys, model_admin, models, spend, spend_report
+from switchyard_edge.routes import chat, embeddings, health, keys, model_admin, models, spend, spend_report, tenancy
 
-__all__ = ["ALL", "chat", "embeddings", "health", "keys", "model_admin", "models", "spend", "spend_report"]
+__all__ = ["ALL", "chat", "embeddings", "health", "keys", "model_admin", "models", "spend", "spend_report", "tenancy"]
 
-ALL = (chat, embeddings, models, spend, keys, health, model_admin, spend_report)
+ALL = (chat, embeddings, models, spend, keys, tenancy, health, model_admin, spend_report)
 """Every route module, in the order they are mounted."""

@@ -34,6 +34,7 @@ __all__ = [
     "generated_json",
     "info_json",
     "is_key_hash",
+    "iso",
     "key_hash",
     "key_json",
     "list_json",
@@ -141,7 +142,8 @@ def deleted_json(body: DeleteKeysRequest, response: management_service_pb2.Delet
     return {"deleted_keys": names + list(body.key_aliases or ())}
 
 
-def _iso(stamp: timestamp_pb2.Timestamp) -> str | None:
+def iso(stamp: timestamp_pb2.Timestamp) -> str | None:
+    """A timestamp as ISO 8601 with ``Z``; None when unset."""
     if not stamp.seconds and not stamp.nanos:
         return None
     return stamp.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
@@ -161,18 +163,18 @@ def key_json(key: management_service_pb2.Key, *, with_token: bool) -> dict[str, 
             "key_alias": key.key_alias or None,
             "spend": spend,
             "max_budget": _optional(key, "max_budget"),
-            "expires": _iso(key.expires),
+            "expires": iso(key.expires),
             "models": list(key.models),
             "tpm_limit": _optional(key, "tpm_limit"),
             "rpm_limit": _optional(key, "rpm_limit"),
             "max_parallel_requests": _optional(key, "max_parallel_requests"),
             "budget_duration": key.budget_duration or None,
-            "budget_reset_at": _iso(key.budget_reset_time),
+            "budget_reset_at": iso(key.budget_reset_time),
             "user_id": key.user_id or None,
             "team_id": key.team_id or None,
             "metadata": json_format.MessageToDict(key.metadata),
             "blocked": key.blocked,
-            "created_at": _iso(key.create_time),
+            "created_at": iso(key.create_time),
         }
     )
     return data

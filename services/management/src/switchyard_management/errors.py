@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 DATABASE_UNAVAILABLE_MESSAGE = "The management database is unavailable; try again shortly."
 DATABASE_TIMEOUT_MESSAGE = "The management database did not answer in time; try again shortly."
 
+DATABASE_TIMEOUT = 30.0
+"""Longest a database step may take, in seconds, when the caller's deadline is further away."""
+
 _DATABASE_ERRORS = (SQLAlchemyError, OSError)
 
 

@@ -8,6 +8,11 @@ never disagree; its before/after images are the key's settings, never a secret.
 
 Listing is newest first by ``(create_time, key_hash)``, with keyset page tokens like spend logs.
 Every statement is built with SQLAlchemy Core, so every value is a bound parameter.
+
+A key's owners are checked in the transaction that writes it (:func:`check_owners`): its
+``team_id`` and ``user_id`` must exist, and a team that restricts models bounds the key's
+``models`` (a key that names none gets the team's). A key minted for a user without a role of its
+own takes the user's ``user_role``.
 """
 
 from __future__ import annotations
@@ -17,21 +22,34 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any, cast
 
 from google.protobuf import json_format
-from sqlalchemy import String, Table, delete, insert, literal, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, String, Table, delete, false, insert, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2 as pb
-from switchyard_core.durations import EXAMPLES, duration_seconds
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
-from switchyard_management.audit import write_audit
+from switchyard_management._records import (
+    RATE_LIMITS,
+    audit,
+    duration_value,
+    invalid,
+    limit_value,
+    models_value,
+    money_value,
+    parse_duration,
+    reset_time,
+    role_name,
+    role_value,
+    utc_now,
+)
 from switchyard_management.errors import database_errors
-from switchyard_management.models import UTCDateTime, VirtualKey
+from switchyard_management.models import Team, User, UTCDateTime, VirtualKey
 from switchyard_management.store import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -44,11 +62,13 @@ SECRET_PREFIX = "sk-"
 SECRET_BYTES = 32
 """Random bytes in a secret: 256 bits, 43 URL-safe characters."""
 
+__all__ = ["UPDATABLE_FIELDS", "KeyFilters", "KeyPage", "KeyStore", "Owner", "check_owners", "mint", "parse_duration"]
+
 _TABLE = cast(Table, VirtualKey.__table__)
 _COLUMNS = _TABLE.c
+_TEAMS = cast(Table, Team.__table__)
+_USERS = cast(Table, User.__table__)
 _Role = auth_service_pb2.PrincipalRole
-_ROLE_PREFIX = "PRINCIPAL_ROLE_"
-_LIMITS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
 
 UPDATABLE_FIELDS = frozenset(
     {
@@ -71,17 +91,6 @@ UPDATABLE_FIELDS = frozenset(
 """Paths of ``Key`` an update mask may name; a field in the mask but unset in the message is cleared."""
 
 
-def parse_duration(value: str, param: str) -> timedelta:
-    """A LiteLLM duration string (:mod:`switchyard_core.durations`) as a timedelta.
-
-    Anything else is ``invalid_request`` naming ``param``.
-    """
-    seconds = duration_seconds(value)
-    if seconds is None:
-        raise _invalid(param, f"must be a positive duration such as {EXAMPLES}")
-    return timedelta(seconds=seconds)
-
-
 @dataclass(frozen=True, slots=True)
 class KeyFilters:
     """Which keys to list; empty fields do not filter."""
@@ -92,6 +101,31 @@ class KeyFilters:
 
     def fingerprint(self) -> str:
         return hash_key("\x00".join(("keys", self.team_id, self.user_id, self.key_alias)))[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose keys a caller who is not an admin may see: its own key, its user's, its teams'."""
+
+    key_hash: str
+    user_id: str = ""
+    team_ids: frozenset[str] = frozenset()
+
+    def owns(self, key: pb.Key) -> bool:
+        return (
+            key.key_hash == self.key_hash
+            or bool(self.user_id and key.user_id == self.user_id)
+            or key.team_id in self.team_ids
+        )
+
+    def condition(self) -> ColumnElement[bool]:
+        """The same test as :meth:`owns`, as SQL."""
+        clauses = [_COLUMNS.key_hash == self.key_hash]
+        if self.user_id:
+            clauses.append(_COLUMNS.user_id == self.user_id)
+        if teams := self.team_ids - {""}:
+            clauses.append(_COLUMNS.team_id.in_(teams))
+        return or_(false(), *clauses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,27 +158,8 @@ class KeyStore:
         ``key_hash``, ``key_name``, ``spend`` and the times in ``key`` are ignored. ``duration``
         (e.g. ``"30d"``) sets ``expires`` from now; it may not be combined with ``key.expires``.
         """
-        now = _now()
-        row = _settings(key, set(UPDATABLE_FIELDS - {"spend"}), now)
-        if duration:
-            if key.HasField("expires"):
-                raise _invalid("duration", "cannot be combined with expires")
-            row["expires"] = now + parse_duration(duration, "duration")
-        if not row["role"] or row["role"] == "unspecified":
-            row["role"] = _role_name(_Role.PRINCIPAL_ROLE_INTERNAL_USER)
-        secret = _new_secret()
-        row.update(
-            key_hash=hash_key(secret),
-            key_name=_key_name(secret),
-            spend=0.0,
-            create_time=now,
-            update_time=now,
-            budget_reset_time=_reset_time(row["budget_duration"], now),
-        )
         async with database_errors("creating a key", self._observe), self._engine.begin() as conn:
-            await conn.execute(insert(_TABLE), [row])
-            await _audit(conn, now, actor, "create", row["key_hash"], None, _image(row))
-        return secret, _key(row)
+            return await mint(conn, key, duration, actor)
 
     async def get(self, key_hash: str) -> pb.Key:
         """The key with ``key_hash``; ``not_found`` when there is none."""
@@ -162,13 +177,20 @@ class KeyStore:
             row = (await conn.execute(query)).first()
         return None if row is None else _key(row._mapping)
 
-    async def list(self, filters: KeyFilters, page_size: int = 0, page_token: str = "") -> KeyPage:
-        """One page of keys matching ``filters``, newest first (``page_size`` 0 means 100, at most 1000)."""
+    async def list(
+        self, filters: KeyFilters, page_size: int = 0, page_token: str = "", owner: Owner | None = None
+    ) -> KeyPage:
+        """One page of keys matching ``filters``, newest first (``page_size`` 0 means 100, at most 1000).
+
+        With ``owner``, only the keys it owns (see :class:`Owner`).
+        """
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
-            raise _invalid("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+            raise invalid("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
         size = page_size or DEFAULT_PAGE_SIZE
         fingerprint = filters.fingerprint()
         query = select(_TABLE).order_by(_COLUMNS.create_time.desc(), _COLUMNS.key_hash.desc()).limit(size + 1)
+        if owner is not None:
+            query = query.where(owner.condition())
         for name in ("team_id", "user_id", "key_alias"):
             if value := getattr(filters, name):
                 query = query.where(_COLUMNS[name] == value)
@@ -194,24 +216,25 @@ class KeyStore:
         ``update_mask``. Changing ``budget_duration`` starts a new budget window now.
         """
         if not key.key_hash:
-            raise _invalid("key.key_hash", "is required")
+            raise invalid("key.key_hash", "is required")
         fields = set(paths)
         if not fields:
-            raise _invalid("update_mask", "must name at least one field")
+            raise invalid("update_mask", "must name at least one field")
         if unknown := sorted(fields - UPDATABLE_FIELDS):
-            raise _invalid("update_mask", f"names fields that cannot be changed: {', '.join(unknown)}")
-        now = _now()
+            raise invalid("update_mask", f"names fields that cannot be changed: {', '.join(unknown)}")
+        now = utc_now()
         changes = _settings(key, fields, now)
-        if "role" in changes and changes["role"] == "unspecified":
-            changes["role"] = _role_name(_Role.PRINCIPAL_ROLE_INTERNAL_USER)
         if "budget_duration" in changes:
-            changes["budget_reset_time"] = _reset_time(changes["budget_duration"], now)
+            changes["budget_reset_time"] = reset_time(changes["budget_duration"], now, "key.budget_duration")
         changes["update_time"] = now
         async with database_errors("updating a key", self._observe), self._engine.begin() as conn:
             before = await _locked(conn, key.key_hash)
-            await conn.execute(update(_TABLE).where(_COLUMNS.key_hash == key.key_hash).values(**changes))
             after = {**before, **changes}
-            await _audit(conn, now, actor, "update", key.key_hash, _image(before), _image(after))
+            if fields & {"team_id", "user_id", "models"}:
+                await check_owners(conn, after)
+                changes["models"] = after["models"]
+            await conn.execute(update(_TABLE).where(_COLUMNS.key_hash == key.key_hash).values(**changes))
+            await audit(conn, now, actor, "update", "key", key.key_hash, before, after)
         return _key(after)
 
     async def delete(self, key_hashes: Sequence[str], key_aliases: Sequence[str], actor: str) -> builtins.list[str]:
@@ -222,8 +245,8 @@ class KeyStore:
         """
         hashes, aliases = set(key_hashes), set(key_aliases)
         if not hashes and not aliases:
-            raise _invalid("key_hashes", "or key_aliases must name at least one key")
-        now = _now()
+            raise invalid("key_hashes", "or key_aliases must name at least one key")
+        now = utc_now()
         async with database_errors("deleting keys", self._observe), self._engine.begin() as conn:
             query = select(_TABLE).where(or_(_COLUMNS.key_hash.in_(hashes), _COLUMNS.key_alias.in_(aliases)))
             rows = [dict(row._mapping) for row in (await conn.execute(query.with_for_update())).all()]
@@ -232,7 +255,7 @@ class KeyStore:
             deleted = sorted(row["key_hash"] for row in rows)
             await conn.execute(delete(_TABLE).where(_COLUMNS.key_hash.in_(deleted)))
             for row in rows:
-                await _audit(conn, now, actor, "delete", row["key_hash"], _image(row), None)
+                await audit(conn, now, actor, "delete", "key", row["key_hash"], row, None)
         return deleted
 
     async def regenerate(self, key_hash: str, actor: str) -> tuple[str, pb.Key]:
@@ -241,15 +264,15 @@ class KeyStore:
         Returns ``(new secret, key under its new hash)``; ``not_found`` for an unknown hash.
         """
         if not key_hash:
-            raise _invalid("key_hash", "is required")
-        now = _now()
+            raise invalid("key_hash", "is required")
+        now = utc_now()
         secret = _new_secret()
         changes = {"key_hash": hash_key(secret), "key_name": _key_name(secret), "update_time": now}
         async with database_errors("regenerating a key", self._observe), self._engine.begin() as conn:
             before = await _locked(conn, key_hash)
             await conn.execute(update(_TABLE).where(_COLUMNS.key_hash == key_hash).values(**changes))
             after = {**before, **changes}
-            await _audit(conn, now, actor, "regenerate", key_hash, _image(before), _image(after))
+            await audit(conn, now, actor, "regenerate", "key", key_hash, before, after)
         return secret, _key(after)
 
 
@@ -262,16 +285,54 @@ async def _locked(conn: AsyncConnection, key_hash: str) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-async def _audit(
-    conn: AsyncConnection,
-    now: datetime,
-    actor: str,
-    action: str,
-    object_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-) -> None:
-    await write_audit(conn, now, actor, action, "key", object_id, before, after)
+async def mint(conn: AsyncConnection, key: pb.Key, duration: str, actor: str) -> tuple[str, pb.Key]:
+    """Mint a key in ``conn``'s transaction (see :meth:`KeyStore.create`); audited."""
+    now = utc_now()
+    row = _settings(key, set(UPDATABLE_FIELDS - {"spend"}), now)
+    if duration:
+        if key.HasField("expires"):
+            raise invalid("duration", "cannot be combined with expires")
+        row["expires"] = now + parse_duration(duration, "duration")
+    user_role = await check_owners(conn, row)
+    if key.role == _Role.PRINCIPAL_ROLE_UNSPECIFIED and user_role:
+        row["role"] = user_role
+    secret = _new_secret()
+    row.update(
+        key_hash=hash_key(secret),
+        key_name=_key_name(secret),
+        spend=0.0,
+        create_time=now,
+        update_time=now,
+        budget_reset_time=reset_time(row["budget_duration"], now, "key.budget_duration"),
+    )
+    await conn.execute(insert(_TABLE), [row])
+    await audit(conn, now, actor, "create", "key", row["key_hash"], None, row)
+    return secret, _key(row)
+
+
+async def check_owners(conn: AsyncConnection, row: dict[str, Any]) -> str:
+    """Check a key row's ``team_id`` and ``user_id`` exist; bound its ``models`` by its team's.
+
+    A team that restricts models gives a key that names none the team's models (in ``row``),
+    and refuses a key naming a model outside them. Returns the user's ``user_role`` ("" without
+    a user). Unknown owners are ``invalid_request`` naming ``key.team_id`` / ``key.user_id``.
+    """
+    user_role = ""
+    if row["user_id"]:
+        found = (await conn.execute(select(_USERS.c.user_role).where(_USERS.c.user_id == row["user_id"]))).first()
+        if found is None:
+            raise invalid("key.user_id", f"names no user: '{row['user_id']}'")
+        user_role = found.user_role
+    if row["team_id"]:
+        team = (await conn.execute(select(_TEAMS.c.models).where(_TEAMS.c.team_id == row["team_id"]))).first()
+        if team is None:
+            raise invalid("key.team_id", f"names no team: '{row['team_id']}'")
+        if team.models and not row["models"]:
+            row["models"] = list(team.models)
+        outside = [m for m in row["models"] if not any(fnmatchcase(m, allowed) for allowed in team.models)]
+        if team.models and outside:
+            raise invalid("key.models", f"names models its team does not allow: {', '.join(outside)}")
+    return user_role
 
 
 def _settings(key: pb.Key, fields: set[str], now: datetime) -> dict[str, Any]:
@@ -281,36 +342,24 @@ def _settings(key: pb.Key, fields: set[str], now: datetime) -> dict[str, Any]:
         if name in fields:
             values[name] = getattr(key, name)
     if "models" in fields:
-        if any(not model.strip() for model in key.models):
-            raise _invalid("key.models", "must not contain empty names")
-        values["models"] = list(dict.fromkeys(key.models))
+        values["models"] = models_value(key.models, "key.models")
     if "max_budget" in fields:
-        budget = key.max_budget if key.HasField("max_budget") else None
-        if budget is not None and (not math.isfinite(budget) or budget < 0):
-            raise _invalid("key.max_budget", "must be a non-negative number")
-        values["max_budget"] = budget
+        values["max_budget"] = money_value(key, "max_budget", "key.max_budget")
     if "spend" in fields:
         if not math.isfinite(key.spend) or key.spend < 0:
-            raise _invalid("key.spend", "must be a non-negative number")
+            raise invalid("key.spend", "must be a non-negative number")
         values["spend"] = key.spend
-    for name in _LIMITS:
+    for name in RATE_LIMITS:
         if name in fields:
-            limit = getattr(key, name) if key.HasField(name) else None
-            if limit is not None and limit < 0:
-                raise _invalid(f"key.{name}", "must not be negative")
-            values[name] = limit
+            values[name] = limit_value(key, name, f"key.{name}")
     if "budget_duration" in fields:
-        if key.budget_duration:
-            parse_duration(key.budget_duration, "key.budget_duration")
-        values["budget_duration"] = key.budget_duration.strip()
+        values["budget_duration"] = duration_value(key.budget_duration, "key.budget_duration")
     if "expires" in fields:
         values["expires"] = _expires(key) if key.HasField("expires") else None
     if "metadata" in fields:
         values["metadata"] = json_format.MessageToDict(key.metadata)
     if "role" in fields:
-        if key.role not in _Role.values():
-            raise _invalid("key.role", "is not a known role")
-        values["role"] = _role_name(key.role)
+        values["role"] = role_name(key.role, "key.role")
     return values
 
 
@@ -318,11 +367,7 @@ def _expires(key: pb.Key) -> datetime:
     try:
         return key.expires.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
-        raise _invalid("key.expires", "is out of range") from None
-
-
-def _reset_time(budget_duration: str, now: datetime) -> datetime | None:
-    return now + parse_duration(budget_duration, "key.budget_duration") if budget_duration else None
+        raise invalid("key.expires", "is out of range") from None
 
 
 def _key(row: Any) -> pb.Key:
@@ -337,9 +382,9 @@ def _key(row: Any) -> pb.Key:
         team_id=row["team_id"],
         user_id=row["user_id"],
         spend=row["spend"],
-        role=_role_value(row["role"]),
+        role=role_value(row["role"]),
     )
-    for name in ("max_budget", *_LIMITS):
+    for name in ("max_budget", *RATE_LIMITS):
         if row[name] is not None:
             setattr(key, name, row[name])
     if row["metadata"]:
@@ -350,37 +395,12 @@ def _key(row: Any) -> pb.Key:
     return key
 
 
-def _image(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as JSON for the audit log: the key's settings, times as ISO 8601."""
-    return {name: value.isoformat() if isinstance(value, datetime) else value for name, value in row.items()}
-
-
-def _role_name(role: int) -> str:
-    return _Role.Name(role).removeprefix(_ROLE_PREFIX).lower()
-
-
-def _role_value(name: str) -> int:
-    try:
-        return _Role.Value(_ROLE_PREFIX + name.upper())
-    except ValueError:
-        # A role name this build does not know grants nothing beyond an internal user.
-        return _Role.PRINCIPAL_ROLE_INTERNAL_USER
-
-
 def _new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
 
 
 def _key_name(secret: str) -> str:
     return f"{SECRET_PREFIX}...{secret[-4:]}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _invalid(field: str, problem: str) -> SwitchyardError:
-    return SwitchyardError("invalid_request", f"{field} {problem}.", param=field)
 
 
 def _not_found() -> SwitchyardError:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_core.config import ConfigError, DeploymentConfig, GeneralSettings, parse_model_entry
 from switchyard_core.errors import SwitchyardError
-from switchyard_management.audit import write_audit
+from switchyard_management._records import audit
 from switchyard_management.errors import database_errors
 from switchyard_management.model_secrets import ParamsCipher, UnreadableSecret, masked
 from switchyard_management.models import ModelDeployment
@@ -94,7 +94,7 @@ class ModelStore:
                 raise _duplicate(model_id)
             await conn.execute(insert(_TABLE), [row])
             stored = _message(row, masked(params))
-            await write_audit(conn, now, actor, "create", "model", model_id, None, _image(stored))
+            await audit(conn, now, actor, "create", "model", model_id, None, _image(stored))
         return stored
 
     async def delete(self, model_id: str, actor: str) -> str:
@@ -110,7 +110,7 @@ class ModelStore:
             row = dict(found._mapping)
             await conn.execute(delete(_TABLE).where(_COLUMNS.model_id == model_id))
             before = _message(row, masked(self._readable(row)))
-            await write_audit(conn, now, actor, "delete", "model", model_id, _image(before), None)
+            await audit(conn, now, actor, "delete", "model", model_id, _image(before), None)
         return model_id
 
     async def visible(self, allowed: ModelFilter, model_name: str = "") -> list[pb.ModelDeployment]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -260,4 +261,141 @@ class DailySpend(Base):
             "date", "key_hash", "team_id", "user_id", "end_user", "model_group", name=conv("uq_daily_spend_day_group")
         ),
         CheckConstraint("cost >= 0", name="cost_non_negative"),
+    )
+
+
+# --- Tenancy: organizations, teams, users, memberships, end users, budgets. ---------------------
+
+
+class LimitColumns:
+    """The budget and rate-limit columns organizations, teams and users share (as keys have them).
+
+    ``spend`` and ``budget_reset_time`` are written by spend accounting, never by admin updates.
+    ``model_rpm_limit`` / ``model_tpm_limit`` map a model group to its limit; NULL means none.
+    """
+
+    max_budget: Mapped[float | None] = mapped_column(Money, nullable=True)
+    budget_duration: Mapped[str] = mapped_column(String, default="")
+    spend: Mapped[float] = mapped_column(Money, default=0.0)
+    budget_reset_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_parallel_requests: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Organization(LimitColumns, Base):
+    """An organization: owns teams, with its own models and limits."""
+
+    __tablename__ = "organizations"
+
+    organization_id: Mapped[str] = mapped_column(String, primary_key=True)
+    organization_alias: Mapped[str] = mapped_column(String, default="")
+    models: Mapped[list[str]] = mapped_column(JSON)
+    org_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+
+    __table_args__ = (
+        CheckConstraint("spend >= 0", name="spend_non_negative"),
+        Index("ix_organizations_create_time_organization_id", "create_time", "organization_id"),
+    )
+
+
+class Team(LimitColumns, Base):
+    """A team: groups keys and users under shared models and limits."""
+
+    __tablename__ = "teams"
+
+    team_id: Mapped[str] = mapped_column(String, primary_key=True)
+    team_alias: Mapped[str] = mapped_column(String, default="")
+    organization_id: Mapped[str | None] = mapped_column(
+        String, ForeignKey("organizations.organization_id"), nullable=True
+    )
+    models: Mapped[list[str]] = mapped_column(JSON)
+    """Model groups the team's keys may use; empty means all."""
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    team_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+
+    __table_args__ = (
+        CheckConstraint("spend >= 0", name="spend_non_negative"),
+        Index("ix_teams_organization_id", "organization_id"),
+        Index("ix_teams_create_time_team_id", "create_time", "team_id"),
+    )
+
+
+class User(LimitColumns, Base):
+    """A user: owns keys and belongs to teams.
+
+    ``user_role`` is the lower-case name of an ``auth.v1.PrincipalRole`` without its prefix, like
+    ``VirtualKey.role``; a key minted for the user takes it unless the key names its own role.
+    """
+
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(String, primary_key=True)
+    user_email: Mapped[str] = mapped_column(String, default="")
+    user_alias: Mapped[str] = mapped_column(String, default="")
+    user_role: Mapped[str] = mapped_column(String)
+    models: Mapped[list[str]] = mapped_column(JSON)
+    user_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+
+    __table_args__ = (
+        CheckConstraint("spend >= 0", name="spend_non_negative"),
+        Index("ix_users_user_email", "user_email"),
+        Index("ix_users_create_time_user_id", "create_time", "user_id"),
+    )
+
+
+class TeamMembership(Base):
+    """A user's membership of a team; removed with the team or the user."""
+
+    __tablename__ = "team_memberships"
+
+    team_id: Mapped[str] = mapped_column(String, ForeignKey("teams.team_id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String, ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String)
+    """"admin" or "user"."""
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_team_memberships_user_id", "user_id"),)
+
+
+class Budget(Base):
+    """A reusable set of limits (LiteLLM's budget table), referenced by end users."""
+
+    __tablename__ = "budgets"
+
+    budget_id: Mapped[str] = mapped_column(String, primary_key=True)
+    max_budget: Mapped[float | None] = mapped_column(Money, nullable=True)
+    soft_budget: Mapped[float | None] = mapped_column(Money, nullable=True)
+    budget_duration: Mapped[str] = mapped_column(String, default="")
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_parallel_requests: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    model_max_budget: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_budgets_create_time_budget_id", "create_time", "budget_id"),)
+
+
+class EndUser(Base):
+    """An end user ("customer"): whom a request is made for, named by its ``user`` field."""
+
+    __tablename__ = "end_users"
+
+    user_id: Mapped[str] = mapped_column(String, primary_key=True)
+    alias: Mapped[str] = mapped_column(String, default="")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    budget_id: Mapped[str | None] = mapped_column(String, ForeignKey("budgets.budget_id"), nullable=True)
+    spend: Mapped[float] = mapped_column(Money, default=0.0)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("spend >= 0", name="spend_non_negative"),
+        Index("ix_end_users_budget_id", "budget_id"),
+        Index("ix_end_users_create_time_user_id", "create_time", "user_id"),
     )

@@ -27,6 +27,7 @@ from switchyard_management.model_secrets import ParamsCipher
 from switchyard_management.model_store import ModelStore
 from switchyard_management.servicer import ManagementServicer
 from switchyard_management.store import SpendStore
+from switchyard_management.tenancy_servicer import TenancyStores
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,12 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     cipher = ParamsCipher(general.salt_key or general.master_key)
     models = ModelStore(engine, cipher, general, settings.config.deployments)
     servicer = ManagementServicer(
-        AdminGate(channels.get("auth")), spend, KeyStore(engine), models, SpendReports(engine)
+        AdminGate(channels.get("auth")),
+        spend,
+        KeyStore(engine),
+        TenancyStores.build(engine),
+        models,
+        SpendReports(engine),
     )
     probe: list[asyncio.Task[None]] = []
 

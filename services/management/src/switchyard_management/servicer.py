@@ -8,20 +8,18 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from switchyard.management.v1 import management_service_pb2 as pb
-from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import remaining
 from switchyard_core.model_access import model_allowed
-from switchyard_management.access import AdminGate, is_admin, is_admin_or_viewer
+from switchyard_management.access import AdminGate, is_admin_or_viewer
 from switchyard_management.daily_spend import ReportQuery, SpendReports
-from switchyard_management.errors import database_deadline
+from switchyard_management.errors import DATABASE_TIMEOUT, database_deadline
 from switchyard_management.keys import KeyFilters, KeyStore
 from switchyard_management.model_store import ModelStore
+from switchyard_management.scope import ScopeGate
 from switchyard_management.store import SpendFilters, SpendStore
-
-DATABASE_TIMEOUT = 30.0
-"""Longest a database step may take, in seconds, when the caller's deadline is further away."""
+from switchyard_management.tenancy_servicer import TenancyServicer, TenancyStores
 
 WRITE_SPEND_LOGS = "management.WriteSpendLogs"
 LIST_SPEND_LOGS = "management.ListSpendLogs"
@@ -39,16 +37,25 @@ LIST_DEPLOYMENTS = "management.ListDeployments"
 GET_SPEND_REPORT = "management.GetSpendReport"
 
 
-class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
-    """Admin RPCs need a proxy admin; ``GetKey`` also serves any valid key its own settings.
+class ManagementServicer(TenancyServicer):
+    """Admin RPCs need a proxy admin; ``GetKey`` and ``ListKeys`` serve every caller its scope.
 
-    ``GetKey`` of another key by a non-admin is ``not_found``, exactly like an unknown hash, so
-    keys cannot be probed for existence.
+    A viewer reads every key; an internal user its own key, its user's keys and its teams' keys
+    (:mod:`switchyard_management.scope`). ``GetKey`` of any other key is ``not_found``, exactly
+    like an unknown hash, so keys cannot be probed for existence. The tenancy RPCs are
+    :class:`TenancyServicer`'s.
     """
 
     def __init__(
-        self, gate: AdminGate, spend: SpendStore, keys: KeyStore, models: ModelStore, reports: SpendReports
+        self,
+        gate: AdminGate,
+        spend: SpendStore,
+        keys: KeyStore,
+        tenancy: TenancyStores,
+        models: ModelStore,
+        reports: SpendReports,
     ) -> None:
+        super().__init__(ScopeGate(gate, tenancy.teams), tenancy)
         self._gate = gate
         self._spend = spend
         self._keys = keys
@@ -90,22 +97,22 @@ class ManagementServicer(management_service_pb2_grpc.ManagementServiceServicer):
 
     async def GetKey(self, request: pb.GetKeyRequest, context: Any) -> pb.GetKeyResponse:
         try:
-            caller = await self._gate.authenticate(context, GET_KEY)
-            key_hash = request.key_hash or caller.key_hash
-            if key_hash != caller.key_hash and not is_admin(caller):
-                raise SwitchyardError("not_found", "No such key.")
+            scope = await self._scopes.reader(context, GET_KEY)
             async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
-                key = await self._keys.get(key_hash)
+                key = await self._keys.get(request.key_hash or scope.principal.key_hash)
+                owner = scope.key_owner()
+                if owner is not None and not owner.owns(key):
+                    raise SwitchyardError("not_found", "No such key.")
         except SwitchyardError as exc:
             await errors.abort(context, exc)
         return pb.GetKeyResponse(key=key)
 
     async def ListKeys(self, request: pb.ListKeysRequest, context: Any) -> pb.ListKeysResponse:
         try:
-            await self._gate.require_admin(context, LIST_KEYS)
             filters = KeyFilters(team_id=request.team_id, user_id=request.user_id, key_alias=request.key_alias)
+            scope = await self._scopes.reader(context, LIST_KEYS)
             async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
-                page = await self._keys.list(filters, request.page_size, request.page_token)
+                page = await self._keys.list(filters, request.page_size, request.page_token, scope.key_owner())
         except SwitchyardError as exc:
             await errors.abort(context, exc)
         return pb.ListKeysResponse(keys=page.keys, next_page_token=page.next_page_token)

@@ -106,6 +106,136 @@ class ManagementServiceStub:
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportRequest.SerializeToString,
                 response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportResponse.FromString,
                 _registered_method=True)
+        self.CreateTeam = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateTeam',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateTeamRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateTeamResponse.FromString,
+                _registered_method=True)
+        self.GetTeam = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetTeam',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetTeamRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetTeamResponse.FromString,
+                _registered_method=True)
+        self.ListTeams = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListTeams',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListTeamsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListTeamsResponse.FromString,
+                _registered_method=True)
+        self.UpdateTeam = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/UpdateTeam',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateTeamRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateTeamResponse.FromString,
+                _registered_method=True)
+        self.DeleteTeam = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteTeam',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteTeamRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteTeamResponse.FromString,
+                _registered_method=True)
+        self.AddTeamMember = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/AddTeamMember',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.AddTeamMemberRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.AddTeamMemberResponse.FromString,
+                _registered_method=True)
+        self.RemoveTeamMember = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/RemoveTeamMember',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RemoveTeamMemberRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RemoveTeamMemberResponse.FromString,
+                _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListUsers',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/UpdateUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateUserResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
+        self.CreateOrganization = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateOrganization',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateOrganizationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateOrganizationResponse.FromString,
+                _registered_method=True)
+        self.GetOrganization = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetOrganization',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetOrganizationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetOrganizationResponse.FromString,
+                _registered_method=True)
+        self.ListOrganizations = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListOrganizations',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListOrganizationsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListOrganizationsResponse.FromString,
+                _registered_method=True)
+        self.UpdateOrganization = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/UpdateOrganization',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateOrganizationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateOrganizationResponse.FromString,
+                _registered_method=True)
+        self.DeleteOrganization = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteOrganization',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteOrganizationRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteOrganizationResponse.FromString,
+                _registered_method=True)
+        self.CreateEndUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateEndUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateEndUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateEndUserResponse.FromString,
+                _registered_method=True)
+        self.GetEndUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetEndUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetEndUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetEndUserResponse.FromString,
+                _registered_method=True)
+        self.ListEndUsers = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListEndUsers',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListEndUsersRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListEndUsersResponse.FromString,
+                _registered_method=True)
+        self.DeleteEndUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteEndUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteEndUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteEndUserResponse.FromString,
+                _registered_method=True)
+        self.CreateBudget = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/CreateBudget',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateBudgetRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateBudgetResponse.FromString,
+                _registered_method=True)
+        self.GetBudget = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/GetBudget',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetBudgetRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetBudgetResponse.FromString,
+                _registered_method=True)
+        self.ListBudgets = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/ListBudgets',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListBudgetsRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListBudgetsResponse.FromString,
+                _registered_method=True)
+        self.UpdateBudget = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/UpdateBudget',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateBudgetRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateBudgetResponse.FromString,
+                _registered_method=True)
+        self.DeleteBudget = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/DeleteBudget',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteBudgetRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteBudgetResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServiceServicer:
@@ -207,6 +337,191 @@ class ManagementServiceServicer:
 
     def GetSpendReport(self, request, context):
         """GetSpendReport sums daily spend by day, group (team, end user or key) and model group (admins and admin viewers).
+        --- Tenancy: organizations, teams, users, team memberships, end users, budgets. ---
+        Admins (PROXY_ADMIN) may write; PROXY_ADMIN_VIEWER may read everything; internal users may
+        read only their own user and the teams they belong to (anything else is NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTeam(self, request, context):
+        """CreateTeam creates a team; team_id is generated when empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTeam(self, request, context):
+        """GetTeam reads one team with its members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTeams(self, request, context):
+        """ListTeams lists the teams the caller may see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTeam(self, request, context):
+        """UpdateTeam changes a team's settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTeam(self, request, context):
+        """DeleteTeam removes teams and their memberships; teams that still own keys are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTeamMember(self, request, context):
+        """AddTeamMember adds users to a team, or changes their role in it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTeamMember(self, request, context):
+        """RemoveTeamMember removes users from a team.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """CreateUser creates a user and, when asked, mints a key for it (the secret is returned once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """GetUser reads one user (or the caller's own user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """ListUsers lists the users the caller may see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """UpdateUser changes a user's settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """DeleteUser removes users and their memberships; users that still own keys are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateOrganization(self, request, context):
+        """CreateOrganization creates an organization; organization_id is generated when empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrganization(self, request, context):
+        """GetOrganization reads one organization.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrganizations(self, request, context):
+        """ListOrganizations lists organizations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateOrganization(self, request, context):
+        """UpdateOrganization changes an organization's settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteOrganization(self, request, context):
+        """DeleteOrganization removes organizations; organizations that still have teams are refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEndUser(self, request, context):
+        """CreateEndUser records an end user (a customer of the caller's application).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEndUser(self, request, context):
+        """GetEndUser reads one end user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEndUsers(self, request, context):
+        """ListEndUsers lists end users.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEndUser(self, request, context):
+        """DeleteEndUser removes end users.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBudget(self, request, context):
+        """CreateBudget creates a reusable budget; budget_id is generated when empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBudget(self, request, context):
+        """GetBudget reads one budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBudgets(self, request, context):
+        """ListBudgets lists budgets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateBudget(self, request, context):
+        """UpdateBudget changes a budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBudget(self, request, context):
+        """DeleteBudget removes budgets; budgets still used by end users are refused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,6 +599,136 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.GetSpendReport,
                     request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportRequest.FromString,
                     response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportResponse.SerializeToString,
+            ),
+            'CreateTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTeam,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateTeamRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateTeamResponse.SerializeToString,
+            ),
+            'GetTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTeam,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetTeamRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetTeamResponse.SerializeToString,
+            ),
+            'ListTeams': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTeams,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListTeamsRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListTeamsResponse.SerializeToString,
+            ),
+            'UpdateTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTeam,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateTeamRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateTeamResponse.SerializeToString,
+            ),
+            'DeleteTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTeam,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteTeamRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteTeamResponse.SerializeToString,
+            ),
+            'AddTeamMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTeamMember,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.AddTeamMemberRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.AddTeamMemberResponse.SerializeToString,
+            ),
+            'RemoveTeamMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTeamMember,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RemoveTeamMemberRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.RemoveTeamMemberResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListUsersRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateUserResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'CreateOrganization': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateOrganization,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateOrganizationRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateOrganizationResponse.SerializeToString,
+            ),
+            'GetOrganization': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrganization,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetOrganizationRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetOrganizationResponse.SerializeToString,
+            ),
+            'ListOrganizations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrganizations,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListOrganizationsRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListOrganizationsResponse.SerializeToString,
+            ),
+            'UpdateOrganization': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateOrganization,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateOrganizationRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateOrganizationResponse.SerializeToString,
+            ),
+            'DeleteOrganization': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteOrganization,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteOrganizationRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteOrganizationResponse.SerializeToString,
+            ),
+            'CreateEndUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEndUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateEndUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateEndUserResponse.SerializeToString,
+            ),
+            'GetEndUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEndUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetEndUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetEndUserResponse.SerializeToString,
+            ),
+            'ListEndUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEndUsers,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListEndUsersRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListEndUsersResponse.SerializeToString,
+            ),
+            'DeleteEndUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEndUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteEndUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteEndUserResponse.SerializeToString,
+            ),
+            'CreateBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBudget,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateBudgetRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateBudgetResponse.SerializeToString,
+            ),
+            'GetBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBudget,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetBudgetRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.GetBudgetResponse.SerializeToString,
+            ),
+            'ListBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBudgets,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListBudgetsRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.ListBudgetsResponse.SerializeToString,
+            ),
+            'UpdateBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBudget,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateBudgetRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateBudgetResponse.SerializeToString,
+            ),
+            'DeleteBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBudget,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteBudgetRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteBudgetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -666,6 +1111,708 @@ class ManagementService:
             '/switchyard.management.v1.ManagementService/GetSpendReport',
             switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportRequest.SerializeToString,
             switchyard_dot_management_dot_v1_dot_management__service__pb2.GetSpendReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateTeam',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateTeamRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetTeam',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetTeamRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTeams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListTeams',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListTeamsRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListTeamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/UpdateTeam',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateTeamRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteTeam',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteTeamRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteTeamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTeamMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/AddTeamMember',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.AddTeamMemberRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.AddTeamMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTeamMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/RemoveTeamMember',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.RemoveTeamMemberRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.RemoveTeamMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListUsers',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListUsersRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/UpdateUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateOrganization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateOrganization',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateOrganizationRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateOrganizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrganization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetOrganization',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetOrganizationRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetOrganizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrganizations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListOrganizations',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListOrganizationsRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListOrganizationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateOrganization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/UpdateOrganization',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateOrganizationRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateOrganizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteOrganization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteOrganization',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteOrganizationRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteOrganizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEndUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateEndUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateEndUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateEndUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEndUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetEndUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetEndUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetEndUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEndUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListEndUsers',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListEndUsersRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListEndUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEndUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteEndUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteEndUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteEndUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/CreateBudget',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateBudgetRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/GetBudget',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetBudgetRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.GetBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/ListBudgets',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListBudgetsRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.ListBudgetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/UpdateBudget',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateBudgetRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.UpdateBudgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/DeleteBudget',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteBudgetRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.DeleteBudgetResponse.FromString,
             options,
             channel_credentials,
             insecure,
