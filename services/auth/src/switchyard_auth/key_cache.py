@@ -12,7 +12,9 @@ outage keeps its last known state until management answers again. While manageme
 failing, a stale entry is retried every :data:`NEGATIVE_TTL` seconds. A hash with no entry at all
 cannot be decided then and is ``service_unavailable`` (503), never admitted and never a 500.
 
-A change made through management reaches this cache within :data:`POSITIVE_TTL` seconds.
+A change made through management reaches this cache at once when it is announced
+(:mod:`switchyard_core.key_events`: in process, or over Redis pub/sub between processes), and
+within :data:`POSITIVE_TTL` seconds (``general_settings.user_api_key_cache_ttl``) otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ from switchyard.management.v1 import management_service_pb2
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import bearer_metadata
+from switchyard_core.key_events import EVERYTHING
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +107,22 @@ class KeyCache:
             done.exception()  # retrieved here, so a lookup whose callers all left logs no warning
 
     def invalidate(self, key_hash: str) -> None:
-        """Forget ``key_hash``: the next request asks management."""
+        """Forget ``key_hash``: the next request asks management (and is refused if it cannot answer)."""
         self._entries.pop(key_hash, None)
+
+    def expire_all(self) -> None:
+        """Make every entry stale: each key is asked again on its next use, and served as last
+        seen only while management cannot answer."""
+        for entry in self._entries.values():
+            entry.fresh_until = 0.0
+
+    def changed(self, key_hashes: Sequence[str]) -> None:
+        """Apply a key-change announcement (:mod:`switchyard_core.key_events`)."""
+        for key_hash in key_hashes:
+            if key_hash == EVERYTHING:
+                self.expire_all()
+            else:
+                self.invalidate(key_hash)
 
     async def _refresh(self, key_hash: str, stale: _Entry | None) -> management_service_pb2.Key | None:
         try:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio
@@ -41,7 +41,6 @@ from switchyard_core.redis_client import (
     SOCKET_TIMEOUT,
     RedisGuard,
     connect_redis,
-    redis_url,
 )
 
 log = logging.getLogger(__name__)
@@ -336,9 +335,8 @@ class RedisRateLimiter:
         return list(await pipe.execute(raise_on_error=False))
 
 
-def build_limiter(router_settings: Mapping[str, Any]) -> RateLimiter:
-    """A :class:`RedisRateLimiter` when the config names a Redis, else a :class:`LocalRateLimiter`."""
-    url = redis_url(router_settings)
+def build_limiter(url: str | None, *, fail_closed: bool = False) -> RateLimiter:
+    """A :class:`RedisRateLimiter` on ``url``, else (no Redis configured) a :class:`LocalRateLimiter`."""
     if url is None:
         return LocalRateLimiter()
-    return RedisRateLimiter(connect_redis(url, "switchyard-auth"))
+    return RedisRateLimiter(connect_redis(url, "switchyard-auth"), fail_closed=fail_closed)

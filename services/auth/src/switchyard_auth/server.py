@@ -10,6 +10,8 @@ from switchyard_auth.key_cache import KeyCache, management_lookup
 from switchyard_auth.redis_limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
 from switchyard_auth.usage import SpendForwarder
+from switchyard_core.key_events import KeyEventSubscriber
+from switchyard_core.redis_client import redis_url
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 
 
@@ -17,16 +19,20 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     master_key = settings.config.general.master_key
     management = management_service_pb2_grpc.ManagementServiceStub(channels.get("management"))
     spend = SpendForwarder(management, master_key)
+    general = settings.config.general
+    redis = redis_url(settings.config.router_settings)
     # The master key is auth's credential towards management; LookupKey is admin-only.
-    keys = KeyCache(management_lookup(management, master_key))
-    # Rate limits share the router's Redis (router_settings), so every replica enforces one limit.
-    limiter = build_limiter(settings.config.router_settings)
+    keys = KeyCache(management_lookup(management, master_key), positive_ttl=general.user_api_key_cache_ttl)
+    # Management announces key changes; the cache drops those keys at once.
+    events = KeyEventSubscriber(redis, keys.changed, keys.expire_all)
+    # Limits and budgets share the router's Redis (router_settings), so every replica enforces one limit.
+    limiter = build_limiter(redis, fail_closed=general.limits_fail_closed)
     jwt_settings = settings.config.general.jwt_auth
     jwt = build_authenticator(jwt_settings, settings.config.path) if jwt_settings else None
     servicer = AuthServicer(Authorizer(master_key, keys, limiter=limiter, jwt=jwt), spend)
     return Service(
         name="auth",
         registrations=[(auth_service_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],
-        on_start=[spend.batcher.start],
-        on_stop=[spend.batcher.stop, limiter.close, *([jwt.close] if jwt else [])],
+        on_start=[spend.batcher.start, events.start],
+        on_stop=[events.stop, spend.batcher.stop, limiter.close, *([jwt.close] if jwt else [])],
     )

@@ -27,6 +27,9 @@ ENV_PREFIX = "os.environ/"
 _KNOWN_TOP_LEVEL = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 _KNOWN_GENERAL = {
     "master_key",
+    # Auth's key cache and what happens to limits and budgets while Redis is down.
+    "user_api_key_cache_ttl",
+    "limits_fail_closed",
     "database_url",
     "max_request_size_mb",
     "request_timeout",
@@ -142,6 +145,12 @@ class GeneralSettings:
     """Accept deployments through ``/model/new`` and have routers load them from management."""
     model_refresh_interval: float = DEFAULT_MODEL_REFRESH_INTERVAL
     """Seconds between a router's reloads of the stored deployments."""
+    user_api_key_cache_ttl: float = 5.0
+    """Seconds auth serves a looked-up key before asking management again (changes are announced
+    at once on top of it)."""
+    limits_fail_closed: bool = False
+    """Refuse limited requests (503) while Redis is unavailable, instead of enforcing limits and
+    budgets per replica."""
     salt_key: str = field(default="", repr=False)
     """``SWITCHYARD_SALT_KEY`` from the environment: encrypts stored models' secrets (else the
     master key does). Secret."""
@@ -319,6 +328,10 @@ def _general(
             minimum=0.1,
         ),
         salt_key=reader.environ.get(SALT_KEY_ENV, ""),
+        user_api_key_cache_ttl=reader.number(
+            data.get("user_api_key_cache_ttl", 5.0), "general_settings.user_api_key_cache_ttl", minimum=0.0
+        ),
+        limits_fail_closed=reader.boolean(data.get("limits_fail_closed", False), "general_settings.limits_fail_closed"),
     )
 
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "switchyard:keys:changed"
 """The Redis pub/sub channel; a message is the changed key hashes, separated by spaces."""
+EVERYTHING = "*"
+"""Announced instead of hashes when a change may touch any key (a team's or user's limits)."""
 RECONNECT_DELAY = 1.0
 """Seconds a subscriber waits before it reconnects after losing Redis."""
 

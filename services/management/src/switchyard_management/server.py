@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from switchyard.management.v1 import management_service_pb2_grpc
+from switchyard_core.key_events import KeyEventPublisher
+from switchyard_core.redis_client import redis_url
 from switchyard_core.runtime import Channels, Service, ServiceSettings
 from switchyard_management.access import AdminGate
 from switchyard_management.budgets import sweep_budgets
@@ -44,6 +46,8 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     engine = create_engine(url)
     spend = SpendStore(engine)
     general = settings.config.general
+    # Key changes are announced to auth replicas (in process, and over the shared Redis if any).
+    events = KeyEventPublisher(redis_url(settings.config.router_settings))
     cipher = ParamsCipher(general.salt_key or general.master_key)
     models = ModelStore(engine, cipher, general, settings.config.deployments)
     servicer = ManagementServicer(
@@ -53,6 +57,7 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
         TenancyStores.build(engine),
         models,
         SpendReports(engine),
+        events,
     )
     probe: list[asyncio.Task[None]] = []
 
@@ -69,6 +74,7 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
                 await task
         probe.clear()
         await engine.dispose()
+        await events.close()
 
     return Service(
         name="management",

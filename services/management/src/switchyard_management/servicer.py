@@ -11,6 +11,7 @@ from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import remaining
+from switchyard_core.key_events import KeyEventPublisher
 from switchyard_core.model_access import model_allowed
 from switchyard_management.access import AdminGate, is_admin_or_viewer
 from switchyard_management.daily_spend import ReportQuery, SpendReports
@@ -54,8 +55,9 @@ class ManagementServicer(TenancyServicer):
         tenancy: TenancyStores,
         models: ModelStore,
         reports: SpendReports,
+        events: KeyEventPublisher | None = None,
     ) -> None:
-        super().__init__(ScopeGate(gate, tenancy.teams), tenancy)
+        super().__init__(ScopeGate(gate, tenancy.teams), tenancy, events)
         self._gate = gate
         self._spend = spend
         self._keys = keys
@@ -124,6 +126,7 @@ class ManagementServicer(TenancyServicer):
                 key = await self._keys.update(request.key, list(request.update_mask.paths), admin.key_hash)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        await self._events.publish([key.key_hash])
         return pb.UpdateKeyResponse(key=key)
 
     async def DeleteKey(self, request: pb.DeleteKeyRequest, context: Any) -> pb.DeleteKeyResponse:
@@ -133,6 +136,7 @@ class ManagementServicer(TenancyServicer):
                 deleted = await self._keys.delete(request.key_hashes, request.key_aliases, admin.key_hash)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        await self._events.publish(deleted)
         return pb.DeleteKeyResponse(deleted_key_hashes=deleted)
 
     async def RegenerateKey(self, request: pb.RegenerateKeyRequest, context: Any) -> pb.RegenerateKeyResponse:
@@ -142,6 +146,7 @@ class ManagementServicer(TenancyServicer):
                 secret, key = await self._keys.regenerate(request.key_hash, admin.key_hash)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        await self._events.publish([request.key_hash])  # the old secret stops working everywhere
         return pb.RegenerateKeyResponse(secret=secret, key=key)
 
     async def LookupKey(self, request: pb.LookupKeyRequest, context: Any) -> pb.LookupKeyResponse:

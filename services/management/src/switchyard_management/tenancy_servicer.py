@@ -18,6 +18,7 @@ from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_core import errors
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import remaining
+from switchyard_core.key_events import EVERYTHING, KeyEventPublisher
 from switchyard_management._records import not_found
 from switchyard_management.customers import BudgetStore, EndUserStore
 from switchyard_management.errors import DATABASE_TIMEOUT, database_deadline
@@ -49,8 +50,9 @@ class TenancyStores:
 class TenancyServicer(management_service_pb2_grpc.ManagementServiceServicer):
     """The tenancy RPCs of ``ManagementService``; ``ManagementServicer`` adds keys and spend."""
 
-    def __init__(self, scopes: ScopeGate, stores: TenancyStores) -> None:
+    def __init__(self, scopes: ScopeGate, stores: TenancyStores, events: KeyEventPublisher | None = None) -> None:
         self._scopes = scopes
+        self._events = events if events is not None else KeyEventPublisher(None)
         self._organizations = stores.organizations
         self._teams = stores.teams
         self._users = stores.users
@@ -64,6 +66,9 @@ class TenancyServicer(management_service_pb2_grpc.ManagementServiceServicer):
                 result = await work(actor)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        if not operation.startswith("Create"):
+            # A team's, user's or budget's limits are part of what auth caches with each key.
+            await self._events.publish([EVERYTHING])
         return result
 
     async def _read(self, context: Any, operation: str, work: Callable[[Scope], Awaitable[_T]]) -> _T:
