@@ -7,9 +7,13 @@ from typing import Any
 
 import pytest
 
+from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_management.budgets import next_window_end, sweep_budgets
+from switchyard_management.customers import BudgetStore, EndUserStore
 from switchyard_management.keys import KeyStore
 from switchyard_management.store import SpendStore
+from switchyard_management.teams import TeamStore
+from switchyard_management.users import UserStore
 from tests.integration.management.test_keys import ACTOR, engine, settings
 from tests.integration.management.test_spend_store import usage
 
@@ -55,3 +59,27 @@ def test_next_window_end_counts_whole_periods() -> None:
     ended = datetime(2026, 1, 1, tzinfo=UTC)
     assert next_window_end(ended, 3600, ended) == ended + timedelta(hours=1)
     assert next_window_end(ended, 3600, ended + timedelta(minutes=150)) == ended + timedelta(hours=3)
+
+
+async def test_spend_rows_add_to_their_team_user_and_end_user(engine: Any) -> None:
+    teams, users, end_users = TeamStore(engine), UserStore(engine), EndUserStore(engine, BudgetStore(engine))
+    team = await teams.create(pb.Team(team_id="team-spend", limits=pb.Limits(budget_duration="1h")), ACTOR)
+    await users.create(pb.User(user_id="user-spend"), ACTOR)
+    await end_users.create(pb.EndUser(user_id="customer-7"), None, ACTOR)
+    spend = SpendStore(engine)
+
+    await spend.write(
+        [
+            usage("s1", team_id="team-spend", user_id="user-spend", end_user="customer-7", cost=0.5),
+            usage("s2", team_id="team-spend", user_id="user-spend", end_user="someone-else", cost=0.25),
+        ]
+    )
+    await spend.write([usage("s1", team_id="team-spend", user_id="user-spend", end_user="customer-7", cost=0.5)])
+
+    assert (await teams.get("team-spend")).limits.spend == pytest.approx(0.75)
+    assert (await users.get("user-spend")).limits.spend == pytest.approx(0.75)
+    assert (await end_users.get("customer-7")).spend == pytest.approx(0.5)
+
+    ends = team.limits.budget_reset_time.ToDatetime(tzinfo=UTC)
+    assert await sweep_budgets(engine, ends + timedelta(minutes=1)) == 1  # the team's hour is over
+    assert (await teams.get("team-spend")).limits.spend == 0.0

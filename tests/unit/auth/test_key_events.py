@@ -21,7 +21,7 @@ class _Management:
 
     async def __call__(self, key_hash: str) -> pb.Key | None:
         self.lookups += 1
-        return self.keys.get(key_hash)
+        return self.keys.get(key_hash)  # the cache holds whatever the lookup returns
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -247,8 +248,8 @@ class _Keys:
     def __init__(self, key: pb.Key) -> None:
         self.key = key
 
-    async def __call__(self, key_hash: str) -> pb.Key | None:
-        return self.key if key_hash == self.key.key_hash else None
+    async def __call__(self, key_hash: str) -> pb.LookupKeyResponse | None:
+        return pb.LookupKeyResponse(found=True, key=self.key) if key_hash == self.key.key_hash else None
 
 
 async def test_authorize_enforces_key_limits_and_releases_slots() -> None:
@@ -420,3 +421,60 @@ async def test_authorize_reserves_budget_and_answers_with_rate_limit_headers() -
 def test_budget_window_from_key_settings(duration: str, reset: int, spend: float, expected: Budget) -> None:
     assert budget(1.0, duration, reset, spend, 1_800_000_000.0) == expected
     assert budget(None, duration, reset, spend, 1_800_000_000.0) is None
+
+
+class _Owned:
+    def __init__(self, found: pb.LookupKeyResponse) -> None:
+        self.found = found
+
+    async def __call__(self, key_hash: str) -> pb.LookupKeyResponse | None:
+        return self.found if key_hash == self.found.key.key_hash else None
+
+
+async def test_team_user_and_end_user_limits_apply_to_the_key() -> None:
+    key = pb.Key(key_hash=hash_key(USER_KEY), team_id="ml", user_id="ana", rpm_limit=100)
+    found = pb.LookupKeyResponse(
+        found=True,
+        key=key,
+        team=pb.Team(team_id="ml", models=["gpt-4o"], limits=pb.Limits(rpm_limit=3, model_tpm_limit={"gpt-4o": 50})),
+        user=pb.User(user_id="ana", limits=pb.Limits(max_budget=10.0)),
+    )
+    customer = pb.EndUser(user_id="c-1", budget=pb.Budget(max_budget=1.0), spend=1.0)
+
+    async def end_users(end_user_id: str) -> pb.EndUser | None:
+        return customer if end_user_id == "c-1" else None
+
+    authorizer = Authorizer(MASTER_KEY, KeyCache(_Owned(found)), end_users=KeyCache(end_users))
+
+    def ask(request_id: str, model: str = "gpt-4o", tokens: int = 10, end_user: str = "") -> Any:
+        request = auth_service_pb2.AuthorizeRequest(
+            api_key=USER_KEY, model=model, request_id=request_id, estimated_tokens=tokens, end_user=end_user
+        )
+        return authorizer.authorize(request)
+
+    admitted = await ask("r1")
+    assert admitted.rate_limit_headers["x-ratelimit-limit-requests"] == "3"  # the team's, tighter than the key's
+    assert admitted.rate_limit_headers["x-ratelimit-remaining-tokens"] == "40"  # the team's gpt-4o quota
+    with pytest.raises(SwitchyardError) as quota:
+        await ask("r2", tokens=45)
+    assert "model 'gpt-4o' of team 'ml'" in quota.value.message
+    with pytest.raises(SwitchyardError) as other_model:
+        await ask("r3", model="claude")
+    assert other_model.value.reason == "model_not_allowed"  # outside the team's models
+    with pytest.raises(SwitchyardError) as customer_budget:
+        await ask("r4", end_user="c-1")
+    assert (customer_budget.value.reason, "end user 'c-1'" in customer_budget.value.message) == (
+        "budget_exceeded",
+        True,
+    )
+    await ask("r5", end_user="unknown-customer")  # no end user record: no end-user limits
+    await ask("r6")  # the team's third request this minute
+    with pytest.raises(SwitchyardError) as team_rpm:
+        await ask("r6b")
+    assert "team 'ml'" in team_rpm.value.message
+
+    found.team.blocked = True
+    authorizer = Authorizer(MASTER_KEY, KeyCache(_Owned(found)))
+    with pytest.raises(SwitchyardError) as blocked:
+        await ask("r7")
+    assert blocked.value.reason == "key_blocked"

@@ -38,7 +38,7 @@ from switchyard.management.v1 import management_service_pb2
 from switchyard_auth.jwt_auth import JwtAuthenticator, looks_like_jwt
 from switchyard_auth.key_cache import KeyCache
 from switchyard_auth.limits import LocalRateLimiter, RateLimiter
-from switchyard_auth.scopes import key_scopes
+from switchyard_auth.scopes import request_scopes
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 from switchyard_core.model_access import model_allowed
@@ -51,13 +51,15 @@ MISSING_KEY = SwitchyardError(
 )
 INVALID_KEY = SwitchyardError("invalid_api_key", "Invalid API key.")
 BLOCKED_KEY = SwitchyardError("key_blocked", "This API key is blocked.")
+BLOCKED_TEAM = SwitchyardError("key_blocked", "This API key's team is blocked.")
 EXPIRED_KEY = SwitchyardError("key_expired", "This API key has expired.")
 
 
 class Authorizer:
     """Answers ``Authorize``; one per process, safe to share between tasks.
 
-    ``keys`` resolves virtual keys; without it (no master key, hence no credential to ask
+    ``keys`` resolves virtual keys (with their team, user and organization) and ``end_users`` the
+    end users requests are made for; without them (no master key, hence no credential to ask
     management with) only the master key is accepted. ``limiter`` enforces per-key rate limits
     (in process when not given). ``jwt`` admits JWTs (None: JWT auth is off). ``clock`` is
     wall-clock seconds, for expiry.
@@ -66,14 +68,16 @@ class Authorizer:
     def __init__(
         self,
         master_key: str,
-        keys: KeyCache | None = None,
+        keys: KeyCache[management_service_pb2.LookupKeyResponse] | None = None,
         *,
+        end_users: KeyCache[management_service_pb2.EndUser] | None = None,
         limiter: RateLimiter | None = None,
         jwt: JwtAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._master_key = master_key.encode()
         self._keys = keys if master_key else None
+        self._end_users = end_users if master_key else None
         self._limiter: RateLimiter = limiter if limiter is not None else LocalRateLimiter()
         self._jwt = jwt
         self._clock = clock
@@ -99,19 +103,25 @@ class Authorizer:
             return await self._authorize_jwt(self._jwt, request)
         if self._keys is None:
             raise INVALID_KEY
-        key = await self._keys.get(hash_key(request.api_key))
-        if key is None:
+        found = await self._keys.get(hash_key(request.api_key))
+        if found is None:
             raise INVALID_KEY
+        key = found.key
         if key.blocked:
             raise BLOCKED_KEY
+        if found.team.blocked:
+            raise BLOCKED_TEAM
         if key.HasField("expires") and _seconds(key.expires) <= self._clock():
             raise EXPIRED_KEY
-        if request.model and not model_allowed(request.model, key.models):
+        if request.model and not (
+            model_allowed(request.model, key.models) and model_allowed(request.model, found.team.models)
+        ):
             raise _model_not_allowed(request.model)
         # Limits count model calls; admin RPCs and model listings (no model) neither count nor wait.
         if not request.model:
             return _response(key)
-        scopes = key_scopes(key, self._clock())
+        end_user = await self._end_user(request.end_user)
+        scopes = request_scopes(found, request.model, end_user, self._clock())
         if not scopes:
             return _response(key)
         request_id = request.request_id or uuid.uuid4().hex
@@ -131,6 +141,15 @@ class Authorizer:
         if request.model and not model_allowed(request.model, principal.models):
             raise _model_not_allowed(request.model)
         return auth_service_pb2.AuthorizeResponse(principal=principal)
+
+    async def _end_user(self, end_user_id: str) -> management_service_pb2.EndUser | None:
+        """The request's end user, when it is a known one (unknown end users have no limits)."""
+        if not end_user_id or self._end_users is None:
+            return None
+        try:
+            return await self._end_users.get(end_user_id)
+        except SwitchyardError:
+            return None  # management cannot tell: the key's own limits still hold
 
     async def settle(self, records: Sequence[auth_service_pb2.UsageRecord]) -> None:
         """Settle finished requests: free their slots, turn their reservations into their cost."""

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -49,25 +49,25 @@ UNAVAILABLE = SwitchyardError(
     "service_unavailable", "Keys cannot be checked right now; try again shortly.", retry_after=1
 )
 
-Lookup = Callable[[str], Awaitable["management_service_pb2.Key | None"]]
-"""Resolves a key hash to its key, or None; raises ``SwitchyardError`` when it cannot tell."""
+V = TypeVar("V")
 
 
 @dataclass(slots=True)
-class _Entry:
-    key: management_service_pb2.Key | None
+class _Entry(Generic[V]):
+    key: V | None
     fresh_until: float
 
 
-class KeyCache:
-    """Key hash -> key, from management, cached; one per process, safe to share between tasks.
+class KeyCache(Generic[V]):
+    """Key hash -> what management knows of the key, cached; one per process, safe to share between tasks.
 
-    ``lookup`` asks management (see :func:`management_lookup`); ``clock`` is monotonic seconds.
+    ``lookup`` asks management (see :func:`management_lookup`; :func:`end_user_lookup` makes the
+    same cache serve end users); ``clock`` is monotonic seconds.
     """
 
     def __init__(
         self,
-        lookup: Lookup,
+        lookup: Callable[[str], Awaitable[V | None]],  # None: not found; SwitchyardError: cannot tell
         *,
         positive_ttl: float = POSITIVE_TTL,
         negative_ttl: float = NEGATIVE_TTL,
@@ -79,10 +79,10 @@ class KeyCache:
         self._negative_ttl = negative_ttl
         self._max_entries = max_entries
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._pending: dict[str, asyncio.Future[management_service_pb2.Key | None]] = {}
+        self._entries: dict[str, _Entry[V]] = {}
+        self._pending: dict[str, asyncio.Future[V | None]] = {}
 
-    async def get(self, key_hash: str) -> management_service_pb2.Key | None:
+    async def get(self, key_hash: str) -> V | None:
         """The key with ``key_hash``, or None when there is none.
 
         Raises ``service_unavailable`` only when management cannot answer and nothing is cached.
@@ -100,7 +100,7 @@ class KeyCache:
             pending.add_done_callback(lambda done: self._settled(key_hash, done))
         return await asyncio.shield(pending)
 
-    def _settled(self, key_hash: str, done: asyncio.Future[management_service_pb2.Key | None]) -> None:
+    def _settled(self, key_hash: str, done: asyncio.Future[V | None]) -> None:
         if self._pending.get(key_hash) is done:
             del self._pending[key_hash]
         if not done.cancelled():
@@ -124,7 +124,7 @@ class KeyCache:
             else:
                 self.invalidate(key_hash)
 
-    async def _refresh(self, key_hash: str, stale: _Entry | None) -> management_service_pb2.Key | None:
+    async def _refresh(self, key_hash: str, stale: _Entry[V] | None) -> V | None:
         try:
             key = await self._lookup(key_hash)
         except SwitchyardError as exc:
@@ -140,28 +140,49 @@ class KeyCache:
         self._store(key_hash, _Entry(key, self._clock() + ttl))
         return key
 
-    def _store(self, key_hash: str, entry: _Entry) -> None:
+    def _store(self, key_hash: str, entry: _Entry[V]) -> None:
         self._entries.pop(key_hash, None)  # re-inserted last: dict order is age order
         while len(self._entries) >= self._max_entries:
             del self._entries[next(iter(self._entries))]
         self._entries[key_hash] = entry
 
 
-def management_lookup(management: Any, service_key: str, timeout: float = LOOKUP_TIMEOUT) -> Lookup:
-    """A :data:`Lookup` calling ``ManagementService.LookupKey`` on stub ``management``.
+def management_lookup(
+    management: Any, service_key: str, timeout: float = LOOKUP_TIMEOUT
+) -> Callable[[str], Awaitable[management_service_pb2.LookupKeyResponse | None]]:
+    """A lookup calling ``ManagementService.LookupKey`` on stub ``management``: the key with its
+    team, user and organization.
 
     ``service_key`` (the master key) is the credential; every failure becomes a ``SwitchyardError``.
     """
     metadata = bearer_metadata(service_key)
 
-    async def lookup(key_hash: str) -> management_service_pb2.Key | None:
+    async def lookup(key_hash: str) -> management_service_pb2.LookupKeyResponse | None:
         request = management_service_pb2.LookupKeyRequest(key_hash=key_hash)
-        try:
-            response = await management.LookupKey(request, metadata=metadata, timeout=timeout)
-        except grpc.RpcError as exc:
-            raise errors.from_rpc_error(exc) from None
-        except TimeoutError:
-            raise UNAVAILABLE from None
-        return response.key if response.found else None
+        response = await _call(management.LookupKey, request, metadata, timeout)
+        return response if response.found else None
 
     return lookup
+
+
+def end_user_lookup(
+    management: Any, service_key: str, timeout: float = LOOKUP_TIMEOUT
+) -> Callable[[str], Awaitable[management_service_pb2.EndUser | None]]:
+    """A lookup calling ``ManagementService.LookupEndUser``: an end user with its budget."""
+    metadata = bearer_metadata(service_key)
+
+    async def lookup(end_user_id: str) -> management_service_pb2.EndUser | None:
+        request = management_service_pb2.LookupEndUserRequest(end_user_id=end_user_id)
+        response = await _call(management.LookupEndUser, request, metadata, timeout)
+        return response.end_user if response.found else None
+
+    return lookup
+
+
+async def _call(method: Any, request: Any, metadata: Any, timeout: float) -> Any:
+    try:
+        return await method(request, metadata=metadata, timeout=timeout)
+    except grpc.RpcError as exc:
+        raise errors.from_rpc_error(exc) from None
+    except TimeoutError:
+        raise UNAVAILABLE from None

@@ -1,28 +1,33 @@
-"""What a request is limited by: the key's settings (and later its team's, user's...) as :class:`Scope` s.
+"""What a request is limited by: the key's settings and its owners', as :class:`Scope` s.
 
-A key's ``rpm_limit``, ``tpm_limit``, ``max_parallel_requests`` and ``max_budget`` make its scope;
-each limit left unset is unlimited. The budget window comes from ``budget_duration`` and
-``budget_reset_time`` (when the current window ends, as management last saw it): if that moment
-has passed, the window is the one ``now`` falls in, counted from it in whole durations, and it
-opens with no spend (management resets its own figure on its next sweep); otherwise the window
-opens with the key's recorded ``spend``.
+Each object that can carry limits contributes one scope when it sets any: the key, its team, its
+user, the team's organization and the request's end user (its budget). A team's ``model_rpm_limit``
+/ ``model_tpm_limit`` for the requested model add one more scope (the team's quota of that model).
+Every scope must admit the request, so the tightest limit applies.
+
+Budget windows come from ``budget_duration`` and ``budget_reset_time`` (when the current window
+ends, as management last saw it): if that moment has passed, the window is the one ``now`` falls
+in, counted from it in whole durations, and it opens with no spend (management resets its own
+figure on its next sweep); otherwise the window opens with the object's recorded ``spend``.
 """
 
 from __future__ import annotations
 
 import math
 
-from switchyard.management.v1 import management_service_pb2
+from google.protobuf import timestamp_pb2
+
+from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_auth.limits import Budget, Limits, Scope
 from switchyard_core.durations import duration_seconds
 
 
-def key_limits(key: management_service_pb2.Key) -> Limits:
-    """The rate limits ``key`` sets."""
+def rate_limits(settings: pb.Key | pb.Limits | pb.Budget) -> Limits:
+    """The rate limits a key, an owner's ``Limits`` or a budget sets (the fields share their names)."""
     return Limits(
-        rpm=key.rpm_limit if key.HasField("rpm_limit") else None,
-        tpm=key.tpm_limit if key.HasField("tpm_limit") else None,
-        parallel=key.max_parallel_requests if key.HasField("max_parallel_requests") else None,
+        rpm=settings.rpm_limit if settings.HasField("rpm_limit") else None,
+        tpm=settings.tpm_limit if settings.HasField("tpm_limit") else None,
+        parallel=settings.max_parallel_requests if settings.HasField("max_parallel_requests") else None,
     )
 
 
@@ -44,12 +49,59 @@ def budget(
     return Budget(max_budget, reset_time + elapsed * period, 0.0)
 
 
-def key_scopes(key: management_service_pb2.Key, now: float) -> list[Scope]:
-    """The scopes a request made with ``key`` is checked against (only those that limit something)."""
-    reset = key.budget_reset_time.seconds if key.HasField("budget_reset_time") else 0
-    scope = Scope(
-        f"key:{key.key_hash}",
-        key_limits(key),
-        budget(key.max_budget if key.HasField("max_budget") else None, key.budget_duration, reset, key.spend, now),
+def request_scopes(found: pb.LookupKeyResponse, model: str, end_user: pb.EndUser | None, now: float) -> list[Scope]:
+    """The scopes a request for ``model`` with ``found``'s key is checked against (those that limit something)."""
+    key = found.key
+    scopes = [
+        Scope(
+            f"key:{key.key_hash}",
+            rate_limits(key),
+            budget(
+                key.max_budget if key.HasField("max_budget") else None,
+                key.budget_duration,
+                _epoch(key.budget_reset_time) if key.HasField("budget_reset_time") else 0,
+                key.spend,
+                now,
+            ),
+        )
+    ]
+    if found.HasField("team"):
+        team = found.team
+        scopes.append(_owner_scope(f"team:{team.team_id}", f"team '{team.team_id}'", team.limits, now))
+        rpm, tpm = team.limits.model_rpm_limit.get(model), team.limits.model_tpm_limit.get(model)
+        if rpm is not None or tpm is not None:
+            label = f"model '{model}' of team '{team.team_id}'"
+            scopes.append(Scope(f"team:{team.team_id}:model:{model}", Limits(rpm=rpm, tpm=tpm), label=label))
+    if found.HasField("user"):
+        user = found.user
+        scopes.append(_owner_scope(f"user:{user.user_id}", f"user '{user.user_id}'", user.limits, now))
+    if found.HasField("organization"):
+        org = found.organization
+        label = f"organization '{org.organization_id}'"
+        scopes.append(_owner_scope(f"org:{org.organization_id}", label, org.limits, now))
+    if end_user is not None and end_user.HasField("budget"):
+        settings = end_user.budget
+        max_budget = settings.max_budget if settings.HasField("max_budget") else None
+        window = budget(max_budget, settings.budget_duration, 0, end_user.spend, now)
+        label = f"end user '{end_user.user_id}'"
+        scopes.append(Scope(f"end_user:{end_user.user_id}", rate_limits(settings), window, label))
+    return [scope for scope in scopes if scope]
+
+
+def _owner_scope(subject: str, label: str, limits: pb.Limits, now: float) -> Scope:
+    return Scope(
+        subject,
+        rate_limits(limits),
+        budget(
+            limits.max_budget if limits.HasField("max_budget") else None,
+            limits.budget_duration,
+            _epoch(limits.budget_reset_time) if limits.HasField("budget_reset_time") else 0,
+            limits.spend,
+            now,
+        ),
+        label,
     )
-    return [scope] if scope else []
+
+
+def _epoch(value: timestamp_pb2.Timestamp) -> float:
+    return value.seconds + value.nanos / 1e9

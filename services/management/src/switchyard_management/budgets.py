@@ -1,8 +1,10 @@
-"""Spend totals and budget windows on the objects that carry a budget (virtual keys today).
+"""Spend totals and budget windows on the objects that carry a budget: keys, teams, users, end users.
 
-Totals: every spend row stored for the first time adds its cost to its key's ``spend``, in the same
-transaction as the row (:func:`add_spend`), so a key's spend always equals the sum of its rows in
-the current window; a row delivered twice is stored, and counted, once.
+Totals: every spend row stored for the first time adds its cost to the ``spend`` of its key, team,
+user and end user, in the same transaction as the row (:func:`add_spend`), so each one's spend
+always equals the sum of its rows in the current window; a row delivered twice is stored, and
+counted, once. (Spend rows do not name organizations: an organization's budget is counted by
+auth, from its teams' requests, in the shared counters only.)
 
 Windows: an object with a ``budget_duration`` has a ``budget_reset_time``, when its current window
 ends. :func:`sweep_budgets`, run every few seconds, starts the next window for each object whose
@@ -22,14 +24,28 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from switchyard_core.durations import duration_seconds
-from switchyard_management.models import VirtualKey
+from switchyard_management.models import EndUser, Organization, Team, User, VirtualKey
 
 log = logging.getLogger(__name__)
 
-_KEYS = cast(Table, VirtualKey.__table__)
+def _table(model: type) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
 
 # (table, its id column, the spend row field naming it): the objects whose spend rows count.
-_SPENDERS: tuple[tuple[Table, str, str], ...] = ((_KEYS, "key_hash", "key_hash"),)
+_SPENDERS: tuple[tuple[Table, str, str], ...] = (
+    (_table(VirtualKey), "key_hash", "key_hash"),
+    (_table(Team), "team_id", "team_id"),
+    (_table(User), "user_id", "user_id"),
+    (_table(EndUser), "user_id", "end_user"),
+)
+# (table, its id column): the objects with budget windows.
+_WINDOWED: tuple[tuple[Table, str], ...] = (
+    (_table(VirtualKey), "key_hash"),
+    (_table(Team), "team_id"),
+    (_table(User), "user_id"),
+    (_table(Organization), "organization_id"),
+)
 
 
 async def add_spend(conn: AsyncConnection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -55,7 +71,7 @@ async def sweep_budgets(engine: AsyncEngine, now: datetime) -> int:
     """Start a new window for every budget whose window ended by ``now``; returns how many."""
     reset = 0
     async with engine.begin() as conn:
-        for table, id_column, _ in _SPENDERS:
+        for table, id_column in _WINDOWED:
             due = (
                 await conn.execute(
                     select(table.c[id_column], table.c.budget_duration, table.c.budget_reset_time).where(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -30,7 +31,10 @@ LIST_KEYS = "management.ListKeys"
 UPDATE_KEY = "management.UpdateKey"
 DELETE_KEY = "management.DeleteKey"
 REGENERATE_KEY = "management.RegenerateKey"
+_Message = TypeVar("_Message")
+
 LOOKUP_KEY = "management.LookupKey"
+LOOKUP_END_USER = "management.LookupEndUser"
 CREATE_MODEL = "management.CreateModel"
 DELETE_MODEL = "management.DeleteModel"
 LIST_MODELS = "management.ListModels"
@@ -154,11 +158,31 @@ class ManagementServicer(TenancyServicer):
             await self._gate.require_admin(context, LOOKUP_KEY)
             async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
                 key = await self._keys.lookup(request.key_hash)
+                if key is None:
+                    return pb.LookupKeyResponse(found=False)
+                answer = pb.LookupKeyResponse(found=True, key=key)
+                # The owners' limits and budgets apply to the key's requests too.
+                if key.team_id and (team := await _found(self._teams.get(key.team_id))) is not None:
+                    answer.team.CopyFrom(team)
+                    organization_id = team.organization_id
+                    if organization_id and (org := await _found(self._organizations.get(organization_id))):
+                        answer.organization.CopyFrom(org)
+                if key.user_id and (user := await _found(self._users.get(key.user_id))) is not None:
+                    answer.user.CopyFrom(user)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
-        if key is None:
-            return pb.LookupKeyResponse(found=False)
-        return pb.LookupKeyResponse(found=True, key=key)
+        return answer
+
+    async def LookupEndUser(self, request: pb.LookupEndUserRequest, context: Any) -> pb.LookupEndUserResponse:
+        try:
+            await self._gate.require_admin(context, LOOKUP_END_USER)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                end_user = await _found(self._end_users.get(request.end_user_id)) if request.end_user_id else None
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        if end_user is None:
+            return pb.LookupEndUserResponse(found=False)
+        return pb.LookupEndUserResponse(found=True, end_user=end_user)
 
     # -- models stored in the database and spend reports --------------------------------------
 
@@ -223,3 +247,13 @@ def _time(request: pb.ListSpendLogsRequest, name: str) -> datetime | None:
         return value.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         raise SwitchyardError("invalid_request", f"{name} is out of range.", param=name) from None
+
+
+async def _found(read: Awaitable[_Message]) -> _Message | None:
+    """The object ``read`` returns, or None when it is ``not_found``."""
+    try:
+        return await read
+    except SwitchyardError as exc:
+        if exc.reason == "not_found":
+            return None
+        raise

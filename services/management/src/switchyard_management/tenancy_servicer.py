@@ -66,9 +66,9 @@ class TenancyServicer(management_service_pb2_grpc.ManagementServiceServicer):
                 result = await work(actor)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
-        if not operation.startswith("Create"):
-            # A team's, user's or budget's limits are part of what auth caches with each key.
-            await self._events.publish([EVERYTHING])
+        # A team's, user's or end user's limits are part of what auth caches with each key; a new
+        # end user replaces the "unknown" that auth may have cached for its id.
+        await self._events.publish([EVERYTHING])
         return result
 
     async def _read(self, context: Any, operation: str, work: Callable[[Scope], Awaitable[_T]]) -> _T:

@@ -172,12 +172,32 @@ class LookupKeyRequest(_message.Message):
     def __init__(self, key_hash: _Optional[str] = ...) -> None: ...
 
 class LookupKeyResponse(_message.Message):
-    __slots__ = ("found", "key")
+    __slots__ = ("found", "key", "team", "user", "organization")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
     found: bool
     key: Key
-    def __init__(self, found: _Optional[bool] = ..., key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
+    team: Team
+    user: User
+    organization: Organization
+    def __init__(self, found: _Optional[bool] = ..., key: _Optional[_Union[Key, _Mapping]] = ..., team: _Optional[_Union[Team, _Mapping]] = ..., user: _Optional[_Union[User, _Mapping]] = ..., organization: _Optional[_Union[Organization, _Mapping]] = ...) -> None: ...
+
+class LookupEndUserRequest(_message.Message):
+    __slots__ = ("end_user_id",)
+    END_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    end_user_id: str
+    def __init__(self, end_user_id: _Optional[str] = ...) -> None: ...
+
+class LookupEndUserResponse(_message.Message):
+    __slots__ = ("found", "end_user")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    END_USER_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    end_user: EndUser
+    def __init__(self, found: _Optional[bool] = ..., end_user: _Optional[_Union[EndUser, _Mapping]] = ...) -> None: ...
 
 class WriteSpendLogsRequest(_message.Message):
     __slots__ = ("records",)

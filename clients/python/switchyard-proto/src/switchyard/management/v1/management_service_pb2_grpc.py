@@ -81,6 +81,11 @@ class ManagementServiceStub:
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.SerializeToString,
                 response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
                 _registered_method=True)
+        self.LookupEndUser = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/LookupEndUser',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserResponse.FromString,
+                _registered_method=True)
         self.CreateModel = channel.unary_unary(
                 '/switchyard.management.v1.ManagementService/CreateModel',
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelRequest.SerializeToString,
@@ -301,6 +306,13 @@ class ManagementServiceServicer:
 
     def LookupKey(self, request, context):
         """LookupKey resolves a key hash for the auth service (internal; service credential only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupEndUser(self, request, context):
+        """LookupEndUser resolves an end user and its budget for the auth service (internal; service credential only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -574,6 +586,11 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.LookupKey,
                     request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.FromString,
                     response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.SerializeToString,
+            ),
+            'LookupEndUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupEndUser,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserResponse.SerializeToString,
             ),
             'CreateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateModel,
@@ -976,6 +993,33 @@ class ManagementService:
             '/switchyard.management.v1.ManagementService/LookupKey',
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyRequest.SerializeToString,
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupEndUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/LookupEndUser',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserResponse.FromString,
             options,
             channel_credentials,
             insecure,
