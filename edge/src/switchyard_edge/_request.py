@@ -80,3 +80,20 @@ def caller_key(request: Request) -> str:
     if not key:
         key = headers.get("x-api-key", "").strip()
     return key if key.isascii() and key.isprintable() else ""
+
+
+END_USER_HEADER = "x-switchyard-end-user-id"
+"""Names the end user a request is made for, instead of (and over) the body's ``user`` field."""
+_MAX_END_USER = 256
+
+
+def with_end_user(request: Request, params: Any) -> None:
+    """Set ``params.user`` (the end user) from :data:`END_USER_HEADER`, when the request sends it."""
+    end_user = request.headers.get(END_USER_HEADER, "").strip()
+    if end_user:
+        if len(end_user) > _MAX_END_USER or not end_user.isprintable():
+            raise SwitchyardError(
+                "invalid_request",
+                f"The {END_USER_HEADER} header must be printable and at most {_MAX_END_USER} characters.",
+            )
+        params.user = end_user

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from switchyard_core.grpc_util import bearer_metadata
 from switchyard_edge._context import EdgeContext
-from switchyard_edge._request import caller_key, read_json_object
+from switchyard_edge._request import caller_key, read_json_object, with_end_user
 from switchyard_edge.protocol import ChatCompletionRequest, parse_body
 from switchyard_edge.responses import JSONBytesResponse, SSEResponse
 from switchyard_edge.routes._common import Endpoint, call_unary, ms_since
@@ -30,9 +30,11 @@ def endpoint(edge: EdgeContext) -> Endpoint:
         api_key = caller_key(request)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
+            streamed = translate.stream_chat_request(body)
+            with_end_user(request, streamed.params)
             call, first = await open_stream(
                 edge.stubs.completion,
-                translate.stream_chat_request(body),
+                streamed,
                 bearer_metadata(api_key),
                 edge.timeout,
             )
@@ -41,7 +43,9 @@ def endpoint(edge: EdgeContext) -> Endpoint:
                 headers=route_headers(first.route, ms_since(started)),
                 on_close=call.cancel,
             )
-        answer = await call_unary(edge.stubs.completion.Chat, translate.chat_request(body), api_key, edge.timeout)
+        unary = translate.chat_request(body)
+        with_end_user(request, unary.params)
+        answer = await call_unary(edge.stubs.completion.Chat, unary, api_key, edge.timeout)
         return JSONBytesResponse(
             translate.completion_json(answer.completion), headers=route_headers(answer.route, ms_since(started))
         )

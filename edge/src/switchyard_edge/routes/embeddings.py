@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from switchyard_edge._context import EdgeContext
-from switchyard_edge._request import caller_key, read_json_object
+from switchyard_edge._request import caller_key, read_json_object, with_end_user
 from switchyard_edge.protocol import EmbeddingRequest, parse_body
 from switchyard_edge.responses import JSONBytesResponse
 from switchyard_edge.routes._common import Endpoint, call_unary, ms_since
@@ -25,9 +25,9 @@ def endpoint(edge: EdgeContext) -> Endpoint:
         """Create embeddings (OpenAI API); ``encoding_format`` ``"base64"`` packs little-endian float32."""
         started = time.perf_counter()
         body = parse_body(EmbeddingRequest, await read_json_object(request, edge.max_request_bytes))
-        answer = await call_unary(
-            edge.stubs.completion.Embed, translate.embed_request(body), caller_key(request), edge.timeout
-        )
+        embed = translate.embed_request(body)
+        with_end_user(request, embed.params)
+        answer = await call_unary(edge.stubs.completion.Embed, embed, caller_key(request), edge.timeout)
         return JSONBytesResponse(
             translate.embedding_json(answer.result, body.encoding_format),
             headers=route_headers(answer.route, ms_since(started)),
