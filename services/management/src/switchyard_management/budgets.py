@@ -28,6 +28,7 @@ from switchyard_management.models import EndUser, Organization, Team, User, Virt
 
 log = logging.getLogger(__name__)
 
+
 def _table(model: type) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
