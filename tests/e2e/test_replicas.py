@@ -160,3 +160,34 @@ async def test_a_key_deleted_on_one_replica_is_refused_by_the_other(replicas: tu
         print(f"\nrevocation seen by the other replica after {delay * 1000:.0f} ms")
         assert answer.status_code == 401
         assert MASTER_KEY not in replicas[1].logs() and key not in replicas[1].logs()
+
+
+async def test_end_user_budget_limits_requests_named_by_header_or_user_field(replicas: tuple[Stack, Stack]) -> None:
+    async with httpx.AsyncClient(timeout=60) as http:
+        base = replicas[0].base_url
+        created = await http.post(
+            f"{base}/budget/new", headers=ADMIN, json={"budget_id": "one-a-minute", "rpm_limit": 1}
+        )
+        assert created.status_code == 200, created.text
+        customer = await http.post(
+            f"{base}/customer/new", headers=ADMIN, json={"user_id": "customer-42", "budget_id": "one-a-minute"}
+        )
+        assert customer.status_code == 200, customer.text
+        key = (await _mint(http, replicas[0]))["key"]
+        await _away_from_minute_end()
+        body = {"model": "chat-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        headers = {"Authorization": f"Bearer {key}"}
+
+        first = await http.post(
+            f"{base}/v1/chat/completions", headers={**headers, "x-switchyard-end-user-id": "customer-42"}, json=body
+        )
+        second = await http.post(  # the other replica, the body's "user" field
+            f"{replicas[1].base_url}/v1/chat/completions", headers=headers, json={**body, "user": "customer-42"}
+        )
+        someone_else = await http.post(f"{base}/v1/chat/completions", headers=headers, json={**body, "user": "c-7"})
+
+        assert first.status_code == 200
+        assert first.headers["x-ratelimit-remaining-requests"] == "0"
+        assert second.status_code == 429
+        assert "end user 'customer-42'" in second.json()["error"]["message"]
+        assert someone_else.status_code == 200
