@@ -426,15 +426,15 @@ class RedisRateLimiter:
             log.info("Redis answers again; rate limits are shared between replicas again")
 
 
-def connect_redis(url: str) -> redis.asyncio.Redis:
-    """A client for ``url`` whose connects and commands give up after :data:`REDIS_TIMEOUT`, never retried.
+def connect_redis(url: str, timeout: float = REDIS_TIMEOUT) -> redis.asyncio.Redis:
+    """A client for ``url`` whose connects and commands give up after ``timeout`` seconds, never retried.
 
     No connection is made until the first command.
     """
     return redis.asyncio.Redis.from_url(
         url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         socket_keepalive=True,
         health_check_interval=30,
         # The client's own retries would multiply the timeout; the limiter falls back instead.
