@@ -140,7 +140,9 @@ def management_lookup(management: Any, service_key: str, timeout: float = LOOKUP
     async def lookup(key_hash: str) -> management_service_pb2.Key | None:
         request = management_service_pb2.LookupKeyRequest(key_hash=key_hash)
         try:
-            response = await management.LookupKey(request, metadata=metadata, timeout=timeout)
+            # wait_for_ready: a channel still reconnecting (management started after auth, or
+            # restarted) is waited for within the timeout instead of failing the lookup at once.
+            response = await management.LookupKey(request, metadata=metadata, timeout=timeout, wait_for_ready=True)
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from None
         except TimeoutError:

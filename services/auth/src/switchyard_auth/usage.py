@@ -39,7 +39,7 @@ def management_sink(management: management_service_pb2_grpc.ManagementServiceStu
     async def write(records: list[auth_service_pb2.UsageRecord]) -> None:
         request = management_service_pb2.WriteSpendLogsRequest(records=records)
         try:
-            await management.WriteSpendLogs(request, metadata=metadata, timeout=WRITE_TIMEOUT)
+            await management.WriteSpendLogs(request, metadata=metadata, timeout=WRITE_TIMEOUT, wait_for_ready=True)
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from None
 
