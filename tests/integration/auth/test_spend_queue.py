@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio
+from redis.exceptions import ResponseError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -161,6 +162,14 @@ def redis_queue(
     )
 
 
+async def pending(client: redis.asyncio.Redis, stream: str) -> int:
+    """Entries read by a consumer and not acknowledged (0 before the group exists)."""
+    try:
+        return int((await client.xpending(stream, GROUP))["pending"])
+    except ResponseError:  # NOGROUP: no writer has started yet
+        return 0
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
     async with asyncio.timeout(timeout):
         while True:
@@ -204,12 +213,13 @@ async def test_a_dead_consumers_pending_entries_are_reclaimed_by_another(
 
     client = redis.asyncio.Redis.from_url(redis_url)
     dying = redis_queue(redis_url, stream, tmp_path / "a", frozen)
-    await dying.start()
     try:
+        # Stored before its writer starts, so that its first read takes them all.
         await put_concurrently(dying, [f"orphan-{i}" for i in range(120)])
+        await dying.start()
 
         async def all_pending() -> bool:
-            return int((await client.xpending(stream, GROUP))["pending"]) == 120
+            return await pending(client, stream) == 120
 
         await eventually(all_pending)  # the dying replica read every entry, and wrote none
         await dying.stop()
@@ -221,7 +231,7 @@ async def test_a_dead_consumers_pending_entries_are_reclaimed_by_another(
         finally:
             await survivor.stop()
         assert survivor.writer.written == 120
-        assert int((await client.xpending(stream, GROUP))["pending"]) == 0
+        assert await pending(client, stream) == 0
         assert await client.xlen(stream) == 0
     finally:
         await client.aclose()
@@ -237,3 +247,39 @@ async def test_with_redis_down_records_go_to_the_file_and_are_written_from_it(ro
     finally:
         await queue.stop()
     assert queue.fallback.writer.written == 60
+
+
+@pytest.mark.redis
+async def test_a_replica_stopping_gracefully_hands_its_entries_over_at_once(
+    rows: Rows, redis_url: str, stream: str, tmp_path: Path
+) -> None:
+    never = asyncio.Event()
+
+    async def frozen(records: list[auth_service_pb2.UsageRecord]) -> None:
+        await never.wait()  # management does not answer while the replica stops
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    stopping = redis_queue(redis_url, stream, tmp_path / "a", frozen)
+    try:
+        # Stored before its writer starts, so that its first read takes them all.
+        await put_concurrently(stopping, [f"handover-{i}" for i in range(30)])
+        await stopping.start()
+
+        async def all_pending() -> bool:
+            return await pending(client, stream) == 30
+
+        await eventually(all_pending)
+        await stopping.stop()
+
+        held = await client.xpending_range(stream, GROUP, min="-", max="+", count=100)
+        # Idle as if abandoned a full claim interval ago: the next replica's claim takes them now.
+        assert len(held) == 30
+        assert all(entry["time_since_delivered"] >= CLAIM_IDLE * 1000 for entry in held)
+        successor = redis_queue(redis_url, stream, tmp_path / "b", rows.write)
+        await successor.start()
+        try:
+            assert await rows.wait_for(30) == (30, 30)
+        finally:
+            await successor.stop()
+    finally:
+        await client.aclose()
