@@ -36,7 +36,9 @@ class FakeManagement:
         self.keys[key.key_hash] = key
         return key
 
-    async def LookupKey(self, request: pb.LookupKeyRequest, *, metadata: Any, timeout: float) -> pb.LookupKeyResponse:
+    async def LookupKey(
+        self, request: pb.LookupKeyRequest, *, metadata: Any, timeout: float, wait_for_ready: bool = False
+    ) -> pb.LookupKeyResponse:
         self.lookups.append(request.key_hash)
         self.metadata.append(metadata)
         if self.gate is not None:

@@ -181,7 +181,9 @@ def end_user_lookup(
 
 async def _call(method: Any, request: Any, metadata: Any, timeout: float) -> Any:
     try:
-        return await method(request, metadata=metadata, timeout=timeout)
+        # wait_for_ready: a channel still reconnecting (management started after auth, or
+        # restarted) is waited for within the timeout instead of failing the lookup at once.
+        return await method(request, metadata=metadata, timeout=timeout, wait_for_ready=True)
     except grpc.RpcError as exc:
         raise errors.from_rpc_error(exc) from None
     except TimeoutError:

@@ -11,7 +11,8 @@ from switchyard_auth.jwt_auth import build_authenticator
 from switchyard_auth.key_cache import KeyCache, end_user_lookup, management_lookup
 from switchyard_auth.redis_limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
-from switchyard_auth.usage import SpendForwarder
+from switchyard_auth.spend_queue import build_spend_queue
+from switchyard_auth.usage import SpendForwarder, management_sink
 from switchyard_core.key_events import KeyEventSubscriber
 from switchyard_core.redis_client import redis_url
 from switchyard_core.runtime import Channels, Service, ServiceSettings
@@ -20,9 +21,11 @@ from switchyard_core.runtime import Channels, Service, ServiceSettings
 def build(settings: ServiceSettings, channels: Channels) -> Service:
     master_key = settings.config.general.master_key
     management = management_service_pb2_grpc.ManagementServiceStub(channels.get("management"))
-    spend = SpendForwarder(management, master_key)
     general = settings.config.general
     redis = redis_url(settings.config.router_settings)
+    # Usage goes through a durable queue (the router's Redis stream, else a file in data_dir).
+    queue = build_spend_queue(redis, general.database_url, settings.data_dir, management_sink(management, master_key))
+    spend = SpendForwarder(queue)
     # The master key is auth's credential towards management; LookupKey is admin-only.
     keys = KeyCache(management_lookup(management, master_key), positive_ttl=general.user_api_key_cache_ttl)
     # Most end users have no budget: "unknown" is cached as long as a found one (creations are announced).
@@ -47,6 +50,6 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     return Service(
         name="auth",
         registrations=[(auth_service_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],
-        on_start=[spend.batcher.start, events.start],
-        on_stop=[events.stop, spend.batcher.stop, limiter.close, *([jwt.close] if jwt else [])],
+        on_start=[queue.start, events.start],
+        on_stop=[events.stop, queue.stop, limiter.close, *([jwt.close] if jwt else [])],
     )

@@ -28,6 +28,10 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.RecordUsageRequest, context: Any
     ) -> auth_service_pb2.RecordUsageResponse:
         records = list(request.records)
-        self._spend.submit(records)
+        try:
+            # Acknowledged only once durable: the router keeps and retries a batch that fails here.
+            await self._spend.submit(records)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
         await self._authorizer.settle(records)
         return auth_service_pb2.RecordUsageResponse(accepted=len(request.records))

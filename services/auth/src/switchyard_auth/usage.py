@@ -1,8 +1,9 @@
 """Usage records on their way to the system of record.
 
-The router reports finished requests in batches; they are forwarded, batched again, to
-ManagementService.WriteSpendLogs, which stores them idempotently by request id. Delivery is
-retried while management is unreachable (in memory today; the durable queue comes with budgets).
+The router reports finished requests in batches; ``RecordUsage`` puts them in the durable spend
+queue (:mod:`switchyard_auth.spend_queue`) and answers once they are stored there. The queue's
+writer moves them, batched again, to ManagementService.WriteSpendLogs (:func:`management_sink`),
+which stores them idempotently by request id.
 """
 
 from __future__ import annotations
@@ -11,28 +12,35 @@ import grpc
 
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2, management_service_pb2_grpc
+from switchyard_auth.spend_queue import Sink, SpendQueue
 from switchyard_core import errors
-from switchyard_core.batcher import Batcher
 from switchyard_core.grpc_util import bearer_metadata
+
+WRITE_TIMEOUT = 10.0
+"""Seconds one WriteSpendLogs call may take."""
 
 
 class SpendForwarder:
-    """Forwards usage records to management; ``submit`` never blocks the caller."""
+    """Hands usage records to the durable queue; ``submit`` returns once they are durable."""
 
-    def __init__(self, management: management_service_pb2_grpc.ManagementServiceStub, service_key: str) -> None:
-        self._management = management
-        self._metadata = bearer_metadata(service_key)
-        self.batcher: Batcher[auth_service_pb2.UsageRecord] = Batcher(
-            self._write, name="spend-forwarder", retryable=errors.is_retryable
-        )
+    def __init__(self, queue: SpendQueue) -> None:
+        self.queue = queue
 
-    def submit(self, records: list[auth_service_pb2.UsageRecord]) -> None:
-        for record in records:
-            self.batcher.submit(record)
+    async def submit(self, records: list[auth_service_pb2.UsageRecord]) -> None:
+        """Store ``records`` durably; raises ``service_unavailable`` when they cannot be."""
+        if records:
+            await self.queue.put(records)
 
-    async def _write(self, records: list[auth_service_pb2.UsageRecord]) -> None:
+
+def management_sink(management: management_service_pb2_grpc.ManagementServiceStub, service_key: str) -> Sink:
+    """A :data:`~switchyard_auth.spend_queue.Sink` calling ``WriteSpendLogs`` with ``service_key``."""
+    metadata = bearer_metadata(service_key)
+
+    async def write(records: list[auth_service_pb2.UsageRecord]) -> None:
         request = management_service_pb2.WriteSpendLogsRequest(records=records)
         try:
-            await self._management.WriteSpendLogs(request, metadata=self._metadata, timeout=10)
+            await management.WriteSpendLogs(request, metadata=metadata, timeout=WRITE_TIMEOUT, wait_for_ready=True)
         except grpc.RpcError as exc:
             raise errors.from_rpc_error(exc) from None
+
+    return write

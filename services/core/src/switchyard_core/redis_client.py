@@ -52,7 +52,7 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutErr
 _log = logging.getLogger("switchyard.redis")
 
 
-def connect_redis(url: str, name: str = "switchyard-router") -> redis.asyncio.Redis:
+def connect_redis(url: str, name: str = "switchyard-router", *, timeout: float = SOCKET_TIMEOUT) -> redis.asyncio.Redis:
     """A client for ``url`` (``redis://`` or ``rediss://``) with short timeouts and no retries.
 
     No connection is made until the first command. Replies are bytes (``decode_responses=False``),
@@ -61,7 +61,7 @@ def connect_redis(url: str, name: str = "switchyard-router") -> redis.asyncio.Re
     """
     return redis.asyncio.Redis.from_url(
         url,
-        socket_timeout=SOCKET_TIMEOUT,
+        socket_timeout=timeout,
         socket_connect_timeout=SOCKET_TIMEOUT,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL,
