@@ -52,19 +52,7 @@ def budget(
 def request_scopes(found: pb.LookupKeyResponse, model: str, end_user: pb.EndUser | None, now: float) -> list[Scope]:
     """The scopes a request for ``model`` with ``found``'s key is checked against (those that limit something)."""
     key = found.key
-    scopes = [
-        Scope(
-            f"key:{key.key_hash}",
-            rate_limits(key),
-            budget(
-                key.max_budget if key.HasField("max_budget") else None,
-                key.budget_duration,
-                _epoch(key.budget_reset_time) if key.HasField("budget_reset_time") else 0,
-                key.spend,
-                now,
-            ),
-        )
-    ]
+    scopes = [_owner_scope(f"key:{key.key_hash}", "this API key", key, now)]
     if found.HasField("team"):
         team = found.team
         scopes.append(_owner_scope(f"team:{team.team_id}", f"team '{team.team_id}'", team.limits, now))
@@ -88,7 +76,8 @@ def request_scopes(found: pb.LookupKeyResponse, model: str, end_user: pb.EndUser
     return [scope for scope in scopes if scope]
 
 
-def _owner_scope(subject: str, label: str, limits: pb.Limits, now: float) -> Scope:
+def _owner_scope(subject: str, label: str, limits: pb.Key | pb.Limits, now: float) -> Scope:
+    """The scope of a key or an owner's ``Limits`` (the budget and limit fields share their names)."""
     return Scope(
         subject,
         rate_limits(limits),
