@@ -83,11 +83,14 @@ async def client(stack: Stack) -> AsyncIterator[AsyncOpenAI]:
         yield sdk
 
 
-def secrets_in(text: str) -> list[str]:
-    """Fragments longer than four characters of the keys' random parts that appear in ``text``."""
+def secrets_in(text: str, *minted: str) -> list[str]:
+    """Fragments longer than four characters of the keys' random parts that appear in ``text``.
+
+    The master and upstream keys always count; ``minted`` adds virtual keys (``sk-`` + random).
+    """
     found = []
-    for secret in (MASTER_KEY, UPSTREAM_KEY):
-        random_part = secret.rsplit("-", 1)[1]
+    for secret in (MASTER_KEY, UPSTREAM_KEY, *minted):
+        random_part = secret.rsplit("-", 1)[1] if secret in (MASTER_KEY, UPSTREAM_KEY) else secret[3:]
         found += [random_part[i : i + 5] for i in range(len(random_part) - 4) if random_part[i : i + 5] in text]
     return found
 

@@ -478,3 +478,15 @@ async def test_team_user_and_end_user_limits_apply_to_the_key() -> None:
     with pytest.raises(SwitchyardError) as blocked:
         await ask("r7")
     assert blocked.value.reason == "key_blocked"
+
+
+async def test_fail_closed_refuses_limited_requests_while_redis_is_down() -> None:
+    # Nothing listens on port 1: every connect fails at once.
+    limiter = RedisRateLimiter(connect_redis("redis://127.0.0.1:1/0"), fail_closed=True, probe_interval=60)
+    try:
+        for _ in range(2):  # the first call finds Redis down, the second does not even try
+            with pytest.raises(SwitchyardError) as refused:
+                await limiter.check(_scopes(Limits(rpm=5)), 0, 0.0, "r")
+            assert (refused.value.reason, refused.value.retry_after) == ("service_unavailable", 1)
+    finally:
+        await limiter.close()
