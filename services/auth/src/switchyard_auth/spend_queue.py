@@ -56,6 +56,7 @@ from redis.typing import StreamIdT
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard_auth.spend_file import Batch, SpendLog, claim_directory
 from switchyard_core import errors
+from switchyard_core.background import BackgroundTask
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.redis_client import PROBE_INTERVAL, connect_redis
 
@@ -223,7 +224,7 @@ class FileSpendQueue:
         self._waiting: list[tuple[list[bytes], asyncio.Future[None]]] = []
         self._appender: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("spend-queue-file", self._run)
         self._trouble = _Throttled()
 
     @classmethod
@@ -265,14 +266,10 @@ class FileSpendQueue:
             self._wake.set()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="spend-queue-file")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
         if self._appender is not None:
             await asyncio.gather(self._appender, return_exceptions=True)
         await self._run_io(self._log.close)
@@ -350,7 +347,7 @@ class RedisSpendQueue:
         self._next_claim = 0.0
         self._holding: list[StreamIdT] = []
         """Ids of the entries read and not yet acknowledged."""
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("spend-queue-redis", self._run)
 
     @property
     def writer(self) -> SpendWriter:
@@ -380,14 +377,10 @@ class RedisSpendQueue:
 
     async def start(self) -> None:
         await self.fallback.start()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="spend-queue-redis")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if await self._task.stop():
             await self._hand_over()
         await self.fallback.stop()
         await self._client.aclose()

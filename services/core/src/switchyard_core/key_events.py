@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 import redis.asyncio
 
+from switchyard_core.background import BackgroundTask
 from switchyard_core.redis_client import REDIS_ERRORS, SOCKET_TIMEOUT, RedisGuard, connect_redis
 
 log = logging.getLogger(__name__)
@@ -89,24 +90,22 @@ class KeyEventSubscriber:
         self._on_change = on_change
         self._on_gap = on_gap
         self._unlisten: Callable[[], None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("key-events", self._follow)
 
     async def start(self) -> None:
         self._unlisten = listen(self._on_change)
         if self._url:
-            self._task = asyncio.create_task(self._follow(self._url), name="key-events")
+            await self._task.start()
 
     async def stop(self) -> None:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
-    async def _follow(self, url: str) -> None:
+    async def _follow(self) -> None:
+        url = self._url
+        assert url is not None
         lost = False
         while True:
             # No read timeout: the subscription waits for messages; keepalive and health checks

@@ -10,13 +10,13 @@ pool is closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from switchyard.management.v1 import management_service_pb2_grpc
+from switchyard_core.background import BackgroundTask
 from switchyard_core.key_events import KeyEventPublisher
 from switchyard_core.redis_client import redis_url
 from switchyard_core.runtime import Channels, Service, ServiceSettings
@@ -59,20 +59,16 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
         SpendReports(engine),
         events,
     )
-    probe: list[asyncio.Task[None]] = []
+    probe = BackgroundTask("management-db-probe", lambda: _probe(spend, engine))
 
     async def start() -> None:
         log.info("management database: %s", safe_url(url))
         await migrate(engine)
         await spend.ping()
-        probe.append(asyncio.create_task(_probe(spend, engine), name="management-db-probe"))
+        await probe.start()
 
     async def stop() -> None:
-        for task in probe:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        probe.clear()
+        await probe.stop()
         await engine.dispose()
         await events.close()
 

@@ -9,12 +9,12 @@ checks every deployment counts as in rotation and only cooldowns take them out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import switchyard_core.catalogue as catalogue
+from switchyard_core.background import BackgroundTask
 from switchyard_core.errors import SwitchyardError
 from switchyard_router.deployments import Deployment, ModelGroups
 
@@ -36,7 +36,7 @@ class HealthChecks:
         self._interval = max(1.0, interval)
         self._failing: dict[str, str] = {}
         self._checked_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("health-checks", self._loop)
 
     def in_rotation(self, deployment_id: str) -> bool:
         return deployment_id not in self._failing
@@ -49,15 +49,11 @@ class HealthChecks:
         return self._enabled
 
     async def start(self) -> None:
-        if self._enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="health-checks")
+        if self._enabled:
+            await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def check_all(self) -> None:
         """Probe every deployment once, concurrently, and update who is in rotation."""

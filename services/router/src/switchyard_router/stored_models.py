@@ -15,7 +15,6 @@ the last set stays in force; that is logged once, and again on recovery. Without
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -24,6 +23,7 @@ from google.protobuf import json_format
 
 from switchyard.management.v1 import management_service_pb2, management_service_pb2_grpc
 from switchyard_core import errors
+from switchyard_core.background import BackgroundTask
 from switchyard_core.config import ConfigError, DeploymentConfig, GeneralSettings, parse_model_entry
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import bearer_metadata
@@ -56,18 +56,13 @@ class StoredModels:
         self._current: list[DeploymentConfig] = []
         self._skipped: set[str] = set()
         self._unreachable = False
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("stored-models", self._loop)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="stored-models")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def refresh(self) -> bool:
         """Fetch the stored set once and swap it in if it changed; False when management failed."""
