@@ -204,3 +204,22 @@ async def test_end_user_budget_limits_requests_named_by_header_or_user_field(rep
         assert second.status_code == 429
         assert "end user 'customer-42'" in second.json()["error"]["message"]
         assert someone_else.status_code == 200
+
+
+async def test_per_model_limits_of_a_key(replicas: tuple[Stack, Stack]) -> None:
+    async with httpx.AsyncClient(timeout=60) as http:
+        minted = await _mint(
+            http, replicas[0], model_rpm_limit={"chat-model": 1}, model_tpm_limit={"chat-model": 10**6}
+        )
+        key = minted["key"]
+        await _away_from_minute_end()
+
+        first = await _chat(http, replicas[0], key)
+        second = await _chat(http, replicas[1], key)
+        info = await http.get(f"{replicas[1].base_url}/key/info", headers=ADMIN, params={"key": key})
+
+    assert minted["model_rpm_limit"] == {"chat-model": 1}
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert "model 'chat-model' of this API key" in second.json()["error"]["message"]
+    assert info.json()["info"]["model_tpm_limit"] == {"chat-model": 10**6}

@@ -86,7 +86,7 @@ async def test_migrate_creates_the_schema_of_the_models_and_is_idempotent(databa
         await engine.dispose()
     assert {"spend_logs", "teams", "users", "team_memberships", "end_users", VERSION_TABLE} <= tables
     assert differences == []  # the migrations build exactly what models.py declares
-    assert version == ["0004"]
+    assert version == ["0005"]
 
 
 async def test_write_stores_every_field(store: SpendStore) -> None:

@@ -43,6 +43,8 @@ KeyRef = Annotated[str, Field(min_length=1, max_length=512)]
 
 Name = Annotated[str, Field(max_length=256)]
 Limit = Annotated[int, Field(ge=0, le=INT64_MAX)]
+PerModel = Annotated[dict[ModelName, Limit], Field(max_length=1024)]
+"""Model group -> limit (``model_rpm_limit``, ``model_tpm_limit``)."""
 
 
 class KeySettings(BaseModel):
@@ -58,6 +60,8 @@ class KeySettings(BaseModel):
     tpm_limit: Limit | None = None
     rpm_limit: Limit | None = None
     max_parallel_requests: Limit | None = None
+    model_rpm_limit: PerModel | None = None
+    model_tpm_limit: PerModel | None = None
     metadata: dict[str, Any] | None = None
     team_id: Name | None = None
     user_id: Name | None = None

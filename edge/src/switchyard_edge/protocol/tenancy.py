@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchyard_edge.protocol._common import ModelName
-from switchyard_edge.protocol.keys import Duration, Limit, Name
+from switchyard_edge.protocol.keys import Duration, Limit, Name, PerModel
 
 __all__ = [
     "BUDGET_FIELDS",
@@ -43,7 +43,6 @@ Id = Annotated[str, Field(min_length=1, max_length=256)]
 Ids = Annotated[list[Id], Field(min_length=1, max_length=1000)]
 Models = Annotated[list[ModelName], Field(max_length=1024)]
 Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PerModel = Annotated[dict[ModelName, Limit], Field(max_length=1024)]
 UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
 
 LIMIT_FIELDS = (

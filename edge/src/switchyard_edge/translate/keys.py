@@ -55,6 +55,8 @@ _PATHS: dict[str, str] = {
     "tpm_limit": "tpm_limit",
     "rpm_limit": "rpm_limit",
     "max_parallel_requests": "max_parallel_requests",
+    "model_rpm_limit": "model_rpm_limit",
+    "model_tpm_limit": "model_tpm_limit",
     "metadata": "metadata",
     "team_id": "team_id",
     "user_id": "user_id",
@@ -87,6 +89,8 @@ def _fill(target: management_service_pb2.Key, body: KeySettings, fields: Sequenc
             target.models.extend(value)
         elif field == "metadata":
             fill_struct(target.metadata, value, "metadata")
+        elif field in ("model_rpm_limit", "model_tpm_limit"):
+            getattr(target, field).update(value)
         else:
             setattr(target, field, value)
 
@@ -168,6 +172,8 @@ def key_json(key: management_service_pb2.Key, *, with_token: bool) -> dict[str, 
             "tpm_limit": _optional(key, "tpm_limit"),
             "rpm_limit": _optional(key, "rpm_limit"),
             "max_parallel_requests": _optional(key, "max_parallel_requests"),
+            "model_rpm_limit": dict(key.model_rpm_limit) or None,
+            "model_tpm_limit": dict(key.model_tpm_limit) or None,
             "budget_duration": key.budget_duration or None,
             "budget_reset_at": iso(key.budget_reset_time),
             "user_id": key.user_id or None,

@@ -1,8 +1,9 @@
 """What a request is limited by: the key's settings and its owners', as :class:`Scope` s.
 
 Each object that can carry limits contributes one scope when it sets any: the key, its team, its
-user, the team's organization and the request's end user (its budget). A team's ``model_rpm_limit``
-/ ``model_tpm_limit`` for the requested model add one more scope (the team's quota of that model).
+user, the team's organization and the request's end user (its budget). A key's or team's
+``model_rpm_limit`` / ``model_tpm_limit`` for the requested model add one more scope each (the
+owner's quota of that model).
 Every scope must admit the request, so the tightest limit applies.
 
 Budget windows come from ``budget_duration`` and ``budget_reset_time`` (when the current window
@@ -52,14 +53,12 @@ def budget(
 def request_scopes(found: pb.LookupKeyResponse, model: str, end_user: pb.EndUser | None, now: float) -> list[Scope]:
     """The scopes a request for ``model`` with ``found``'s key is checked against (those that limit something)."""
     key = found.key
-    scopes = [_owner_scope(f"key:{key.key_hash}", "this API key", key, now)]
+    subject, label = f"key:{key.key_hash}", "this API key"
+    scopes = [_owner_scope(subject, label, key, now), _model_scope(subject, label, key, model)]
     if found.HasField("team"):
         team = found.team
-        scopes.append(_owner_scope(f"team:{team.team_id}", f"team '{team.team_id}'", team.limits, now))
-        rpm, tpm = team.limits.model_rpm_limit.get(model), team.limits.model_tpm_limit.get(model)
-        if rpm is not None or tpm is not None:
-            label = f"model '{model}' of team '{team.team_id}'"
-            scopes.append(Scope(f"team:{team.team_id}:model:{model}", Limits(rpm=rpm, tpm=tpm), label=label))
+        subject, label = f"team:{team.team_id}", f"team '{team.team_id}'"
+        scopes += [_owner_scope(subject, label, team.limits, now), _model_scope(subject, label, team.limits, model)]
     if found.HasField("user"):
         user = found.user
         scopes.append(_owner_scope(f"user:{user.user_id}", f"user '{user.user_id}'", user.limits, now))
@@ -74,6 +73,12 @@ def request_scopes(found: pb.LookupKeyResponse, model: str, end_user: pb.EndUser
         label = f"end user '{end_user.user_id}'"
         scopes.append(Scope(f"end_user:{end_user.user_id}", rate_limits(settings), window, label))
     return [scope for scope in scopes if scope]
+
+
+def _model_scope(subject: str, label: str, limits: pb.Key | pb.Limits, model: str) -> Scope:
+    """The owner's quota of ``model`` (``model_rpm_limit`` / ``model_tpm_limit``); empty when it sets none."""
+    rpm, tpm = limits.model_rpm_limit.get(model), limits.model_tpm_limit.get(model)
+    return Scope(f"{subject}:model:{model}", Limits(rpm=rpm, tpm=tpm), label=f"model '{model}' of {label}")
 
 
 def _owner_scope(subject: str, label: str, limits: pb.Key | pb.Limits, now: float) -> Scope:

@@ -46,7 +46,10 @@ _ROLE_PREFIX = "PRINCIPAL_ROLE_"
 RATE_LIMITS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
 """Optional non-negative integer limits, the same on keys, limits and budgets."""
 
-LIMIT_FIELDS = frozenset({"max_budget", "budget_duration", *RATE_LIMITS, "model_rpm_limit", "model_tpm_limit"})
+PER_MODEL_LIMITS = ("model_rpm_limit", "model_tpm_limit")
+"""Optional per-model-group rate limits (model group -> limit), on keys and ``Limits``."""
+
+LIMIT_FIELDS = frozenset({"max_budget", "budget_duration", *RATE_LIMITS, *PER_MODEL_LIMITS})
 """Fields of ``Limits`` an admin may set; ``spend`` and ``budget_reset_time`` are accounting's."""
 
 MAX_ID_LENGTH = 256
@@ -158,7 +161,7 @@ def limit_columns(limits: pb.Limits, fields: set[str], param: str, at: datetime)
     for name in RATE_LIMITS:
         if name in fields:
             values[name] = limit_value(limits, name, f"{param}.{name}")
-    for name in ("model_rpm_limit", "model_tpm_limit"):
+    for name in PER_MODEL_LIMITS:
         if name in fields:
             values[name] = per_model_value(getattr(limits, name), f"{param}.{name}")
     if "budget_duration" in fields:
@@ -179,7 +182,7 @@ def fill_limits(target: pb.Limits, row: Mapping[str, Any]) -> None:
     for name in ("max_budget", *RATE_LIMITS):
         if row[name] is not None:
             setattr(target, name, row[name])
-    for name in ("model_rpm_limit", "model_tpm_limit"):
+    for name in PER_MODEL_LIMITS:
         getattr(target, name).update(row[name] or {})
     if row["budget_reset_time"] is not None:
         set_timestamp(target.budget_reset_time, row["budget_reset_time"])

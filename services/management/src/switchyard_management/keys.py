@@ -35,6 +35,7 @@ from switchyard.management.v1 import management_service_pb2 as pb
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 from switchyard_management._records import (
+    PER_MODEL_LIMITS,
     RATE_LIMITS,
     audit,
     duration_value,
@@ -43,6 +44,7 @@ from switchyard_management._records import (
     models_value,
     money_value,
     parse_duration,
+    per_model_value,
     reset_time,
     role_name,
     role_value,
@@ -86,6 +88,8 @@ UPDATABLE_FIELDS = frozenset(
         "metadata",
         "spend",
         "role",
+        "model_rpm_limit",
+        "model_tpm_limit",
     }
 )
 """Paths of ``Key`` an update mask may name; a field in the mask but unset in the message is cleared."""
@@ -352,6 +356,9 @@ def _settings(key: pb.Key, fields: set[str], now: datetime) -> dict[str, Any]:
     for name in RATE_LIMITS:
         if name in fields:
             values[name] = limit_value(key, name, f"key.{name}")
+    for name in PER_MODEL_LIMITS:
+        if name in fields:
+            values[name] = per_model_value(getattr(key, name), f"key.{name}")
     if "budget_duration" in fields:
         values["budget_duration"] = duration_value(key.budget_duration, "key.budget_duration")
     if "expires" in fields:
@@ -387,6 +394,8 @@ def _key(row: Any) -> pb.Key:
     for name in ("max_budget", *RATE_LIMITS):
         if row[name] is not None:
             setattr(key, name, row[name])
+    for name in PER_MODEL_LIMITS:
+        getattr(key, name).update(row[name] or {})
     if row["metadata"]:
         key.metadata.update(row["metadata"])
     for name in ("expires", "create_time", "budget_reset_time"):

@@ -172,6 +172,10 @@ class VirtualKey(Base):
     create_time: Mapped[datetime] = mapped_column(UTCDateTime)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime)
     budget_reset_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    model_rpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    """Requests per minute per model group; NULL means none."""
+    model_tpm_limit: Mapped[dict[str, int] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    """Tokens per minute per model group; NULL means none."""
 
     __table_args__ = (
         CheckConstraint("spend >= 0", name="spend_non_negative"),

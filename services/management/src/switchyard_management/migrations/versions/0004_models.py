@@ -5,7 +5,7 @@ models change later. ``daily_spend`` starts from the spend rows already stored, 
 covers the history too.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-27
 """
 

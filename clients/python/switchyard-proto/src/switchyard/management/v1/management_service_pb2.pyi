@@ -34,7 +34,21 @@ TEAM_ROLE_ADMIN: TeamRole
 TEAM_ROLE_USER: TeamRole
 
 class Key(_message.Message):
-    __slots__ = ("key_hash", "key_name", "key_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit", "max_parallel_requests", "expires", "blocked", "team_id", "user_id", "metadata", "spend", "create_time", "budget_reset_time", "role")
+    __slots__ = ("key_hash", "key_name", "key_alias", "models", "max_budget", "budget_duration", "tpm_limit", "rpm_limit", "max_parallel_requests", "expires", "blocked", "team_id", "user_id", "metadata", "spend", "create_time", "budget_reset_time", "role", "model_rpm_limit", "model_tpm_limit")
+    class ModelRpmLimitEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ModelTpmLimitEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     KEY_HASH_FIELD_NUMBER: _ClassVar[int]
     KEY_NAME_FIELD_NUMBER: _ClassVar[int]
     KEY_ALIAS_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +67,8 @@ class Key(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     BUDGET_RESET_TIME_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_RPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TPM_LIMIT_FIELD_NUMBER: _ClassVar[int]
     key_hash: str
     key_name: str
     key_alias: str
@@ -71,7 +87,9 @@ class Key(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     budget_reset_time: _timestamp_pb2.Timestamp
     role: _auth_service_pb2.PrincipalRole
-    def __init__(self, key_hash: _Optional[str] = ..., key_name: _Optional[str] = ..., key_alias: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., max_budget: _Optional[float] = ..., budget_duration: _Optional[str] = ..., tpm_limit: _Optional[int] = ..., rpm_limit: _Optional[int] = ..., max_parallel_requests: _Optional[int] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blocked: _Optional[bool] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., spend: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., role: _Optional[_Union[_auth_service_pb2.PrincipalRole, str]] = ...) -> None: ...
+    model_rpm_limit: _containers.ScalarMap[str, int]
+    model_tpm_limit: _containers.ScalarMap[str, int]
+    def __init__(self, key_hash: _Optional[str] = ..., key_name: _Optional[str] = ..., key_alias: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., max_budget: _Optional[float] = ..., budget_duration: _Optional[str] = ..., tpm_limit: _Optional[int] = ..., rpm_limit: _Optional[int] = ..., max_parallel_requests: _Optional[int] = ..., expires: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., blocked: _Optional[bool] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., spend: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., role: _Optional[_Union[_auth_service_pb2.PrincipalRole, str]] = ..., model_rpm_limit: _Optional[_Mapping[str, int]] = ..., model_tpm_limit: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class CreateKeyRequest(_message.Message):
     __slots__ = ("key", "duration")
