@@ -6,7 +6,9 @@ read Keycloak's or Okta's. Runs once per topology.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -105,3 +107,21 @@ async def test_only_an_admin_scope_jwt_generates_keys(jwt_stack: Stack, idp: Fak
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_the_tokens_team_limits_apply(jwt_stack: Stack, idp: FakeIdentityProvider) -> None:
+    admin = {"Authorization": f"Bearer {MASTER_KEY}"}
+    async with httpx.AsyncClient(base_url=jwt_stack.base_url, timeout=30) as http:
+        created = await http.post("/team/new", headers=admin, json={"team_id": "jwt-team-limited", "rpm_limit": 1})
+        assert created.status_code == 200, created.text
+    if 60 - time.time() % 60 < 10:  # both requests in one rate window
+        await asyncio.sleep(11)
+    token = idp.token(idp.published[0], client_id="jwt-team-limited")
+    async with _sdk(jwt_stack, token) as sdk:
+        first = await sdk.chat.completions.with_raw_response.create(model="chat-model", messages=USER)
+        with pytest.raises(openai.RateLimitError) as second:
+            await sdk.chat.completions.create(model="chat-model", messages=USER)
+
+    assert first.headers["x-ratelimit-remaining-requests"] == "0"
+    assert second.value.code == "rate_limit_exceeded"
+    assert "team 'jwt-team-limited'" in second.value.message

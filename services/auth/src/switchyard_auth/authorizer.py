@@ -36,7 +36,7 @@ from google.protobuf import timestamp_pb2
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
 from switchyard_auth.jwt_auth import JwtAuthenticator, looks_like_jwt
-from switchyard_auth.key_cache import KeyCache
+from switchyard_auth.key_cache import KeyCache, owners_ref
 from switchyard_auth.limits import LocalRateLimiter, RateLimiter
 from switchyard_auth.scopes import request_scopes
 from switchyard_core.errors import SwitchyardError
@@ -71,6 +71,7 @@ class Authorizer:
         keys: KeyCache[management_service_pb2.LookupKeyResponse] | None = None,
         *,
         end_users: KeyCache[management_service_pb2.EndUser] | None = None,
+        owners: KeyCache[management_service_pb2.LookupKeyResponse] | None = None,
         limiter: RateLimiter | None = None,
         jwt: JwtAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
@@ -78,6 +79,7 @@ class Authorizer:
         self._master_key = master_key.encode()
         self._keys = keys if master_key else None
         self._end_users = end_users if master_key else None
+        self._owners = owners if master_key else None
         self._limiter: RateLimiter = limiter if limiter is not None else LocalRateLimiter()
         self._jwt = jwt
         self._clock = clock
@@ -117,30 +119,58 @@ class Authorizer:
             model_allowed(request.model, key.models) and model_allowed(request.model, found.team.models)
         ):
             raise _model_not_allowed(request.model)
-        # Limits count model calls; admin RPCs and model listings (no model) neither count nor wait.
-        if not request.model:
-            return _response(key)
-        end_user = await self._end_user(request.end_user)
-        scopes = request_scopes(found, request.model, end_user, self._clock())
-        if not scopes:
-            return _response(key)
-        request_id = request.request_id or uuid.uuid4().hex
-        decision = await self._limiter.check(scopes, request.estimated_tokens, request.estimated_cost, request_id)
-        if not decision.admitted:
-            raise decision.error()
-        response = _response(key)
-        response.rate_limit_headers.update(decision.headers())
-        if decision.reserved:
-            response.reservation_id = request_id
-        return response
+        return await self._admit(request, found, _response(key), request.end_user)
 
     async def _authorize_jwt(
         self, authenticator: JwtAuthenticator, request: auth_service_pb2.AuthorizeRequest
     ) -> auth_service_pb2.AuthorizeResponse:
         principal = await authenticator.authenticate(request.api_key)
-        if request.model and not model_allowed(request.model, principal.models):
+        found = await self._owners_of(principal)
+        if found.team.blocked:
+            raise BLOCKED_TEAM
+        if request.model and not (
+            model_allowed(request.model, principal.models) and model_allowed(request.model, found.team.models)
+        ):
             raise _model_not_allowed(request.model)
-        return auth_service_pb2.AuthorizeResponse(principal=principal)
+        response = auth_service_pb2.AuthorizeResponse(principal=principal)
+        return await self._admit(request, found, response, request.end_user or principal.end_user)
+
+    async def _owners_of(self, principal: auth_service_pb2.Principal) -> management_service_pb2.LookupKeyResponse:
+        """A JWT's team and user as management has them (their limits apply), under the token's identity."""
+        found = management_service_pb2.LookupKeyResponse(found=True)
+        if self._owners is not None and (principal.team_id or principal.user_id):
+            try:
+                owners = await self._owners.get(owners_ref(principal.team_id, principal.user_id))
+            except SwitchyardError:
+                owners = None  # management cannot tell: the token alone decides
+            if owners is not None:
+                found.CopyFrom(owners)
+        found.key.key_hash = principal.key_hash
+        return found
+
+    async def _admit(
+        self,
+        request: auth_service_pb2.AuthorizeRequest,
+        found: management_service_pb2.LookupKeyResponse,
+        response: auth_service_pb2.AuthorizeResponse,
+        end_user_id: str,
+    ) -> auth_service_pb2.AuthorizeResponse:
+        """Check and charge the limits of every scope of the request; ``response`` when admitted."""
+        # Limits count model calls; admin RPCs and model listings (no model) neither count nor wait.
+        if not request.model:
+            return response
+        end_user = await self._end_user(end_user_id)
+        scopes = request_scopes(found, request.model, end_user, self._clock())
+        if not scopes:
+            return response
+        request_id = request.request_id or uuid.uuid4().hex
+        decision = await self._limiter.check(scopes, request.estimated_tokens, request.estimated_cost, request_id)
+        if not decision.admitted:
+            raise decision.error()
+        response.rate_limit_headers.update(decision.headers())
+        if decision.reserved:
+            response.reservation_id = request_id
+        return response
 
     async def _end_user(self, end_user_id: str) -> management_service_pb2.EndUser | None:
         """The request's end user, when it is a known one (unknown end users have no limits)."""

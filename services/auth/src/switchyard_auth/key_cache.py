@@ -165,6 +165,25 @@ def management_lookup(
     return lookup
 
 
+def owners_lookup(
+    management: Any, service_key: str, timeout: float = LOOKUP_TIMEOUT
+) -> Callable[[str], Awaitable[management_service_pb2.LookupKeyResponse | None]]:
+    """A lookup calling ``ManagementService.LookupOwners`` for references made by :func:`owners_ref`."""
+    metadata = bearer_metadata(service_key)
+
+    async def lookup(ref: str) -> management_service_pb2.LookupKeyResponse | None:
+        team_id, _, user_id = ref.partition("\n")
+        request = management_service_pb2.LookupOwnersRequest(team_id=team_id, user_id=user_id)
+        return await _call(management.LookupOwners, request, metadata, timeout)  # type: ignore[no-any-return]
+
+    return lookup
+
+
+def owners_ref(team_id: str, user_id: str) -> str:
+    """The cache key of a team and user pair (ids hold no newline)."""
+    return f"{team_id}\n{user_id}"
+
+
 def end_user_lookup(
     management: Any, service_key: str, timeout: float = LOOKUP_TIMEOUT
 ) -> Callable[[str], Awaitable[management_service_pb2.EndUser | None]]:

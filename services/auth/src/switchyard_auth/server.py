@@ -8,7 +8,7 @@ from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_auth.authorizer import Authorizer
 from switchyard_auth.jwt_auth import build_authenticator
-from switchyard_auth.key_cache import KeyCache, end_user_lookup, management_lookup
+from switchyard_auth.key_cache import KeyCache, end_user_lookup, management_lookup, owners_lookup
 from switchyard_auth.redis_limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
 from switchyard_auth.spend_queue import build_spend_queue
@@ -31,14 +31,17 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     # Most end users have no budget: "unknown" is cached as long as a found one (creations are announced).
     ttl = general.user_api_key_cache_ttl
     end_users = KeyCache(end_user_lookup(management, master_key), positive_ttl=ttl, negative_ttl=ttl)
+    owners = KeyCache(owners_lookup(management, master_key), positive_ttl=ttl)  # JWTs' teams and users
 
     def changed(announced: Sequence[str]) -> None:
         keys.changed(announced)
-        end_users.changed(announced)  # an end user's budget changes are announced as "everything"
+        end_users.changed(announced)
+        owners.changed(announced)  # an end user's budget changes are announced as "everything"
 
     def gap() -> None:
         keys.expire_all()
         end_users.expire_all()
+        owners.expire_all()
 
     # Management announces key changes; the caches drop those entries at once.
     events = KeyEventSubscriber(redis, changed, gap)
@@ -46,7 +49,9 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     limiter = build_limiter(redis, fail_closed=general.limits_fail_closed)
     jwt_settings = settings.config.general.jwt_auth
     jwt = build_authenticator(jwt_settings, settings.config.path) if jwt_settings else None
-    servicer = AuthServicer(Authorizer(master_key, keys, end_users=end_users, limiter=limiter, jwt=jwt), spend)
+    servicer = AuthServicer(
+        Authorizer(master_key, keys, end_users=end_users, owners=owners, limiter=limiter, jwt=jwt), spend
+    )
     return Service(
         name="auth",
         registrations=[(auth_service_pb2_grpc.add_AuthServiceServicer_to_server, servicer)],

@@ -35,6 +35,7 @@ _Message = TypeVar("_Message")
 
 LOOKUP_KEY = "management.LookupKey"
 LOOKUP_END_USER = "management.LookupEndUser"
+LOOKUP_OWNERS = "management.LookupOwners"
 CREATE_MODEL = "management.CreateModel"
 DELETE_MODEL = "management.DeleteModel"
 LIST_MODELS = "management.ListModels"
@@ -162,16 +163,29 @@ class ManagementServicer(TenancyServicer):
                     return pb.LookupKeyResponse(found=False)
                 answer = pb.LookupKeyResponse(found=True, key=key)
                 # The owners' limits and budgets apply to the key's requests too.
-                if key.team_id and (team := await _found(self._teams.get(key.team_id))) is not None:
-                    answer.team.CopyFrom(team)
-                    organization_id = team.organization_id
-                    if organization_id and (org := await _found(self._organizations.get(organization_id))):
-                        answer.organization.CopyFrom(org)
-                if key.user_id and (user := await _found(self._users.get(key.user_id))) is not None:
-                    answer.user.CopyFrom(user)
+                await self._add_owners(answer, key.team_id, key.user_id)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
         return answer
+
+    async def LookupOwners(self, request: pb.LookupOwnersRequest, context: Any) -> pb.LookupKeyResponse:
+        try:
+            await self._gate.require_admin(context, LOOKUP_OWNERS)
+            answer = pb.LookupKeyResponse(found=True)
+            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
+                await self._add_owners(answer, request.team_id, request.user_id)
+        except SwitchyardError as exc:
+            await errors.abort(context, exc)
+        return answer
+
+    async def _add_owners(self, answer: pb.LookupKeyResponse, team_id: str, user_id: str) -> None:
+        """Fill in the team (with its organization) and the user that exist."""
+        if team_id and (team := await _found(self._teams.get(team_id))) is not None:
+            answer.team.CopyFrom(team)
+            if team.organization_id and (org := await _found(self._organizations.get(team.organization_id))):
+                answer.organization.CopyFrom(org)
+        if user_id and (user := await _found(self._users.get(user_id))) is not None:
+            answer.user.CopyFrom(user)
 
     async def LookupEndUser(self, request: pb.LookupEndUserRequest, context: Any) -> pb.LookupEndUserResponse:
         try:

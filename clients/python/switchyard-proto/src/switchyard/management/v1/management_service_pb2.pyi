@@ -203,6 +203,14 @@ class LookupKeyResponse(_message.Message):
     organization: Organization
     def __init__(self, found: _Optional[bool] = ..., key: _Optional[_Union[Key, _Mapping]] = ..., team: _Optional[_Union[Team, _Mapping]] = ..., user: _Optional[_Union[User, _Mapping]] = ..., organization: _Optional[_Union[Organization, _Mapping]] = ...) -> None: ...
 
+class LookupOwnersRequest(_message.Message):
+    __slots__ = ("team_id", "user_id")
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    team_id: str
+    user_id: str
+    def __init__(self, team_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
 class LookupEndUserRequest(_message.Message):
     __slots__ = ("end_user_id",)
     END_USER_ID_FIELD_NUMBER: _ClassVar[int]

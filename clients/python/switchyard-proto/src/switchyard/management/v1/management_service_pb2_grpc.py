@@ -86,6 +86,11 @@ class ManagementServiceStub:
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserRequest.SerializeToString,
                 response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserResponse.FromString,
                 _registered_method=True)
+        self.LookupOwners = channel.unary_unary(
+                '/switchyard.management.v1.ManagementService/LookupOwners',
+                request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersRequest.SerializeToString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
+                _registered_method=True)
         self.CreateModel = channel.unary_unary(
                 '/switchyard.management.v1.ManagementService/CreateModel',
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.CreateModelRequest.SerializeToString,
@@ -313,6 +318,14 @@ class ManagementServiceServicer:
 
     def LookupEndUser(self, request, context):
         """LookupEndUser resolves an end user and its budget for the auth service (internal; service credential only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupOwners(self, request, context):
+        """LookupOwners resolves a team and a user (named by a JWT's claims) for the auth service; the
+        response has no key (internal; service credential only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -591,6 +604,11 @@ def add_ManagementServiceServicer_to_server(servicer, server):
                     servicer.LookupEndUser,
                     request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserRequest.FromString,
                     response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserResponse.SerializeToString,
+            ),
+            'LookupOwners': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupOwners,
+                    request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersRequest.FromString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.SerializeToString,
             ),
             'CreateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateModel,
@@ -1020,6 +1038,33 @@ class ManagementService:
             '/switchyard.management.v1.ManagementService/LookupEndUser',
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserRequest.SerializeToString,
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupEndUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupOwners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.management.v1.ManagementService/LookupOwners',
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersRequest.SerializeToString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
