@@ -12,7 +12,7 @@ from switchyard_management.budgets import next_window_end, sweep_budgets
 from switchyard_management.customers import BudgetStore, EndUserStore
 from switchyard_management.keys import KeyStore
 from switchyard_management.store import SpendStore
-from switchyard_management.teams import TeamStore
+from switchyard_management.teams import OrganizationStore, TeamStore
 from switchyard_management.users import UserStore
 from tests.integration.management.test_keys import ACTOR, engine, settings
 from tests.integration.management.test_spend_store import usage
@@ -61,9 +61,13 @@ def test_next_window_end_counts_whole_periods() -> None:
     assert next_window_end(ended, 3600, ended + timedelta(minutes=150)) == ended + timedelta(hours=3)
 
 
-async def test_spend_rows_add_to_their_team_user_and_end_user(engine: Any) -> None:
+async def test_spend_rows_add_to_their_team_user_organization_and_end_user(engine: Any) -> None:
     teams, users, end_users = TeamStore(engine), UserStore(engine), EndUserStore(engine, BudgetStore(engine))
-    team = await teams.create(pb.Team(team_id="team-spend", limits=pb.Limits(budget_duration="1h")), ACTOR)
+    organizations = OrganizationStore(engine)
+    await organizations.create(pb.Organization(organization_id="org-spend"), ACTOR)
+    team = await teams.create(
+        pb.Team(team_id="team-spend", organization_id="org-spend", limits=pb.Limits(budget_duration="1h")), ACTOR
+    )
     await users.create(pb.User(user_id="user-spend"), ACTOR)
     await end_users.create(pb.EndUser(user_id="customer-7"), None, ACTOR)
     spend = SpendStore(engine)
@@ -72,6 +76,7 @@ async def test_spend_rows_add_to_their_team_user_and_end_user(engine: Any) -> No
         [
             usage("s1", team_id="team-spend", user_id="user-spend", end_user="customer-7", cost=0.5),
             usage("s2", team_id="team-spend", user_id="user-spend", end_user="someone-else", cost=0.25),
+            usage("s3", organization_id="org-spend", cost=2.0),
         ]
     )
     await spend.write([usage("s1", team_id="team-spend", user_id="user-spend", end_user="customer-7", cost=0.5)])
@@ -79,6 +84,7 @@ async def test_spend_rows_add_to_their_team_user_and_end_user(engine: Any) -> No
     assert (await teams.get("team-spend")).limits.spend == pytest.approx(0.75)
     assert (await users.get("user-spend")).limits.spend == pytest.approx(0.75)
     assert (await end_users.get("customer-7")).spend == pytest.approx(0.5)
+    assert (await organizations.get("org-spend")).limits.spend == pytest.approx(2.0)
 
     ends = team.limits.budget_reset_time.ToDatetime(tzinfo=UTC)
     assert await sweep_budgets(engine, ends + timedelta(minutes=1)) == 1  # the team's hour is over

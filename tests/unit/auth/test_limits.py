@@ -436,7 +436,12 @@ async def test_team_user_and_end_user_limits_apply_to_the_key() -> None:
     found = pb.LookupKeyResponse(
         found=True,
         key=key,
-        team=pb.Team(team_id="ml", models=["gpt-4o"], limits=pb.Limits(rpm_limit=3, model_tpm_limit={"gpt-4o": 50})),
+        team=pb.Team(
+            team_id="ml",
+            organization_id="acme",
+            models=["gpt-4o"],
+            limits=pb.Limits(rpm_limit=3, model_tpm_limit={"gpt-4o": 50}),
+        ),
         user=pb.User(user_id="ana", limits=pb.Limits(max_budget=10.0)),
     )
     customer = pb.EndUser(user_id="c-1", budget=pb.Budget(max_budget=1.0), spend=1.0)
@@ -453,6 +458,7 @@ async def test_team_user_and_end_user_limits_apply_to_the_key() -> None:
         return authorizer.authorize(request)
 
     admitted = await ask("r1")
+    assert admitted.principal.org_id == "acme"  # spend rows name the team's organization
     assert admitted.rate_limit_headers["x-ratelimit-limit-requests"] == "3"  # the team's, tighter than the key's
     assert admitted.rate_limit_headers["x-ratelimit-remaining-tokens"] == "40"  # the team's gpt-4o quota
     with pytest.raises(SwitchyardError) as quota:

@@ -119,7 +119,9 @@ class Authorizer:
             model_allowed(request.model, key.models) and model_allowed(request.model, found.team.models)
         ):
             raise _model_not_allowed(request.model)
-        return await self._admit(request, found, _response(key), request.end_user)
+        response = _response(key)
+        response.principal.org_id = found.team.organization_id
+        return await self._admit(request, found, response, request.end_user)
 
     async def _authorize_jwt(
         self, authenticator: JwtAuthenticator, request: auth_service_pb2.AuthorizeRequest
@@ -133,7 +135,8 @@ class Authorizer:
         ):
             raise _model_not_allowed(request.model)
         response = auth_service_pb2.AuthorizeResponse(principal=principal)
-        return await self._admit(request, found, response, request.end_user or principal.end_user)
+        # The token's end user wins over the request's, as in the spend rows.
+        return await self._admit(request, found, response, principal.end_user or request.end_user)
 
     async def _owners_of(self, principal: auth_service_pb2.Principal) -> management_service_pb2.LookupKeyResponse:
         """A JWT's team and user as management has them (their limits apply), under the token's identity."""

@@ -1,10 +1,10 @@
-"""Spend totals and budget windows on the objects that carry a budget: keys, teams, users, end users.
+"""Spend totals and budget windows of the objects that carry a budget: keys, teams, users,
+organizations and end users.
 
 Totals: every spend row stored for the first time adds its cost to the ``spend`` of its key, team,
-user and end user, in the same transaction as the row (:func:`add_spend`), so each one's spend
+user, organization and end user, in the same transaction as the row (:func:`add_spend`), so each one's spend
 always equals the sum of its rows in the current window; a row delivered twice is stored, and
-counted, once. (Spend rows do not name organizations: an organization's budget is counted by
-auth, from its teams' requests, in the shared counters only.)
+counted, once. Organizations count through their teams' rows (``organization_id``).
 
 Windows: an object with a ``budget_duration`` has a ``budget_reset_time``, when its current window
 ends. :func:`sweep_budgets`, run every few seconds, starts the next window for each object whose
@@ -39,6 +39,7 @@ _SPENDERS: tuple[tuple[Table, str, str], ...] = (
     (_table(Team), "team_id", "team_id"),
     (_table(User), "user_id", "user_id"),
     (_table(EndUser), "user_id", "end_user"),
+    (_table(Organization), "organization_id", "organization_id"),
 )
 # (table, its id column): the objects with budget windows.
 _WINDOWED: tuple[tuple[Table, str], ...] = (

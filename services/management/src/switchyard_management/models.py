@@ -111,6 +111,7 @@ class SpendLog(Base):
     team_id: Mapped[str] = mapped_column(String, default="")
     user_id: Mapped[str] = mapped_column(String, default="")
     end_user: Mapped[str] = mapped_column(String, default="")
+    organization_id: Mapped[str] = mapped_column(String, default="")
     model_group: Mapped[str] = mapped_column(String, default="")
     deployment_id: Mapped[str] = mapped_column(String, default="")
     model: Mapped[str] = mapped_column(String, default="")

@@ -50,6 +50,7 @@ _TEXT_FIELDS = (
     "team_id",
     "user_id",
     "end_user",
+    "organization_id",
     "model_group",
     "deployment_id",
     "model",

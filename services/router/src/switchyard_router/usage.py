@@ -47,6 +47,7 @@ class UsageReporter:
             user_id=principal.user_id,
             # An end user named by the credential (a JWT claim) wins over the request body's `user`.
             end_user=principal.end_user or end_user,
+            organization_id=principal.org_id,
             model_group=model_group,
             deployment_id=deployment_id,
             model=model,

@@ -1,4 +1,4 @@
-"""Per-model rate limits on virtual keys (``model_rpm_limit``, ``model_tpm_limit``).
+"""Per-model rate limits on virtual keys; spend rows name the caller's organization.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,9 +24,13 @@ def upgrade() -> None:
     with op.batch_alter_table("virtual_keys") as table:
         for name in _COLUMNS:
             table.add_column(sa.Column(name, sa.JSON(none_as_null=True), nullable=True))
+    with op.batch_alter_table("spend_logs") as table:
+        table.add_column(sa.Column("organization_id", sa.String(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("spend_logs") as table:
+        table.drop_column("organization_id")
     with op.batch_alter_table("virtual_keys") as table:
         for name in reversed(_COLUMNS):
             table.drop_column(name)

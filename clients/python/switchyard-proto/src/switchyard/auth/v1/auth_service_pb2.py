@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%switchyard/auth/v1/auth_service.proto\x12\x12switchyard.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x01\n\tPrincipal\x12\x10\n\x08key_hash\x18\x01 \x01(\t\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12/\n\x04role\x18\x05 \x01(\x0e\x32!.switchyard.auth.v1.PrincipalRole\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x10\n\x08\x65nd_user\x18\x07 \x01(\t\x12\x0e\n\x06org_id\x18\x08 \x01(\t\"\x9d\x01\n\x10\x41uthorizeRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x18\n\x10\x65stimated_tokens\x18\x04 \x01(\x03\x12\x10\n\x08\x65nd_user\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0e\x65stimated_cost\x18\x07 \x01(\x01\"\xef\x01\n\x11\x41uthorizeResponse\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchyard.auth.v1.Principal\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12W\n\x12rate_limit_headers\x18\x03 \x03(\x0b\x32;.switchyard.auth.v1.AuthorizeResponse.RateLimitHeadersEntry\x1a\x37\n\x15RateLimitHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x03\n\x0bUsageRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_hash\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_user\x18\x05 \x01(\t\x12\x13\n\x0bmodel_group\x18\x06 \x01(\t\x12\x15\n\rdeployment_id\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08provider\x18\t \x01(\t\x12\x15\n\rprompt_tokens\x18\n \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x05\x12\x0c\n\x04\x63ost\x18\x0c \x01(\x01\x12\x12\n\nlatency_ms\x18\r \x01(\x01\x12\x0e\n\x06status\x18\x0e \x01(\t\x12\x11\n\toperation\x18\x0f \x01(\t\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcache_hit\x18\x12 \x01(\x08\x12\x16\n\x0ereservation_id\x18\x13 \x01(\t\"F\n\x12RecordUsageRequest\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.switchyard.auth.v1.UsageRecord\"\'\n\x13RecordUsageResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05*\xc1\x01\n\rPrincipalRole\x12\x1e\n\x1aPRINCIPAL_ROLE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRINCIPAL_ROLE_PROXY_ADMIN\x10\x01\x12%\n!PRINCIPAL_ROLE_PROXY_ADMIN_VIEWER\x10\x02\x12 \n\x1cPRINCIPAL_ROLE_INTERNAL_USER\x10\x03\x12\'\n#PRINCIPAL_ROLE_INTERNAL_USER_VIEWER\x10\x04\x32\xc7\x01\n\x0b\x41uthService\x12X\n\tAuthorize\x12$.switchyard.auth.v1.AuthorizeRequest\x1a%.switchyard.auth.v1.AuthorizeResponse\x12^\n\x0bRecordUsage\x12&.switchyard.auth.v1.RecordUsageRequest\x1a\'.switchyard.auth.v1.RecordUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%switchyard/auth/v1/auth_service.proto\x12\x12switchyard.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x01\n\tPrincipal\x12\x10\n\x08key_hash\x18\x01 \x01(\t\x12\x11\n\tkey_alias\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12/\n\x04role\x18\x05 \x01(\x0e\x32!.switchyard.auth.v1.PrincipalRole\x12\x0e\n\x06models\x18\x06 \x03(\t\x12\x10\n\x08\x65nd_user\x18\x07 \x01(\t\x12\x0e\n\x06org_id\x18\x08 \x01(\t\"\x9d\x01\n\x10\x41uthorizeRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x11\n\toperation\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x18\n\x10\x65stimated_tokens\x18\x04 \x01(\x03\x12\x10\n\x08\x65nd_user\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0e\x65stimated_cost\x18\x07 \x01(\x01\"\xef\x01\n\x11\x41uthorizeResponse\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchyard.auth.v1.Principal\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12W\n\x12rate_limit_headers\x18\x03 \x03(\x0b\x32;.switchyard.auth.v1.AuthorizeResponse.RateLimitHeadersEntry\x1a\x37\n\x15RateLimitHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x03\n\x0bUsageRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08key_hash\x18\x02 \x01(\t\x12\x0f\n\x07team_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_user\x18\x05 \x01(\t\x12\x13\n\x0bmodel_group\x18\x06 \x01(\t\x12\x15\n\rdeployment_id\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x10\n\x08provider\x18\t \x01(\t\x12\x15\n\rprompt_tokens\x18\n \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x05\x12\x0c\n\x04\x63ost\x18\x0c \x01(\x01\x12\x12\n\nlatency_ms\x18\r \x01(\x01\x12\x0e\n\x06status\x18\x0e \x01(\t\x12\x11\n\toperation\x18\x0f \x01(\t\x12.\n\nstart_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcache_hit\x18\x12 \x01(\x08\x12\x16\n\x0ereservation_id\x18\x13 \x01(\t\x12\x17\n\x0forganization_id\x18\x14 \x01(\t\"F\n\x12RecordUsageRequest\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.switchyard.auth.v1.UsageRecord\"\'\n\x13RecordUsageResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05*\xc1\x01\n\rPrincipalRole\x12\x1e\n\x1aPRINCIPAL_ROLE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRINCIPAL_ROLE_PROXY_ADMIN\x10\x01\x12%\n!PRINCIPAL_ROLE_PROXY_ADMIN_VIEWER\x10\x02\x12 \n\x1cPRINCIPAL_ROLE_INTERNAL_USER\x10\x03\x12\'\n#PRINCIPAL_ROLE_INTERNAL_USER_VIEWER\x10\x04\x32\xc7\x01\n\x0b\x41uthService\x12X\n\tAuthorize\x12$.switchyard.auth.v1.AuthorizeRequest\x1a%.switchyard.auth.v1.AuthorizeResponse\x12^\n\x0bRecordUsage\x12&.switchyard.auth.v1.RecordUsageRequest\x1a\'.switchyard.auth.v1.RecordUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUTHORIZERESPONSE_RATELIMITHEADERSENTRY']._loaded_options = None
   _globals['_AUTHORIZERESPONSE_RATELIMITHEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_PRINCIPALROLE']._serialized_start=1233
-  _globals['_PRINCIPALROLE']._serialized_end=1426
+  _globals['_PRINCIPALROLE']._serialized_start=1258
+  _globals['_PRINCIPALROLE']._serialized_end=1451
   _globals['_PRINCIPAL']._serialized_start=95
   _globals['_PRINCIPAL']._serialized_end=276
   _globals['_AUTHORIZEREQUEST']._serialized_start=279
@@ -45,11 +45,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHORIZERESPONSE_RATELIMITHEADERSENTRY']._serialized_start=623
   _globals['_AUTHORIZERESPONSE_RATELIMITHEADERSENTRY']._serialized_end=678
   _globals['_USAGERECORD']._serialized_start=681
-  _globals['_USAGERECORD']._serialized_end=1117
-  _globals['_RECORDUSAGEREQUEST']._serialized_start=1119
-  _globals['_RECORDUSAGEREQUEST']._serialized_end=1189
-  _globals['_RECORDUSAGERESPONSE']._serialized_start=1191
-  _globals['_RECORDUSAGERESPONSE']._serialized_end=1230
-  _globals['_AUTHSERVICE']._serialized_start=1429
-  _globals['_AUTHSERVICE']._serialized_end=1628
+  _globals['_USAGERECORD']._serialized_end=1142
+  _globals['_RECORDUSAGEREQUEST']._serialized_start=1144
+  _globals['_RECORDUSAGEREQUEST']._serialized_end=1214
+  _globals['_RECORDUSAGERESPONSE']._serialized_start=1216
+  _globals['_RECORDUSAGERESPONSE']._serialized_end=1255
+  _globals['_AUTHSERVICE']._serialized_start=1454
+  _globals['_AUTHSERVICE']._serialized_end=1653
 # @@protoc_insertion_point(module_scope)

@@ -240,7 +240,7 @@ class WriteSpendLogsResponse(_message.Message):
     def __init__(self, inserted: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...
 
 class SpendLog(_message.Message):
-    __slots__ = ("request_id", "key_hash", "team_id", "user_id", "end_user", "model_group", "deployment_id", "model", "provider", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "latency_ms", "status", "operation", "start_time", "end_time", "cache_hit")
+    __slots__ = ("request_id", "key_hash", "team_id", "user_id", "end_user", "model_group", "deployment_id", "model", "provider", "prompt_tokens", "completion_tokens", "total_tokens", "cost", "latency_ms", "status", "operation", "start_time", "end_time", "cache_hit", "organization_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_HASH_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +260,7 @@ class SpendLog(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     key_hash: str
     team_id: str
@@ -279,7 +280,8 @@ class SpendLog(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     cache_hit: bool
-    def __init__(self, request_id: _Optional[str] = ..., key_hash: _Optional[str] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., end_user: _Optional[str] = ..., model_group: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., status: _Optional[str] = ..., operation: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
+    organization_id: str
+    def __init__(self, request_id: _Optional[str] = ..., key_hash: _Optional[str] = ..., team_id: _Optional[str] = ..., user_id: _Optional[str] = ..., end_user: _Optional[str] = ..., model_group: _Optional[str] = ..., deployment_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., cost: _Optional[float] = ..., latency_ms: _Optional[float] = ..., status: _Optional[str] = ..., operation: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache_hit: _Optional[bool] = ..., organization_id: _Optional[str] = ...) -> None: ...
 
 class ListSpendLogsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "key_hash", "request_id", "start_time", "end_time")
