@@ -30,18 +30,21 @@ import hmac
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from google.protobuf import timestamp_pb2
 
 from switchyard.auth.v1 import auth_service_pb2
 from switchyard.management.v1 import management_service_pb2
-from switchyard_auth.jwt_auth import JwtAuthenticator, looks_like_jwt
 from switchyard_auth.key_cache import KeyCache, owners_ref
 from switchyard_auth.limits import LocalRateLimiter, RateLimiter
 from switchyard_auth.scopes import request_scopes
 from switchyard_core.errors import SwitchyardError
 from switchyard_core.grpc_util import hash_key
 from switchyard_core.model_access import model_allowed
+
+if TYPE_CHECKING:  # JWT support (PyJWT, cryptography) is loaded only when enable_jwt_auth is on
+    from switchyard_auth.jwt_auth import JwtAuthenticator
 
 _Role = auth_service_pb2.PrincipalRole
 
@@ -101,7 +104,7 @@ class Authorizer:
         # Constant-time comparison: the time taken must not reveal how much of a guess matched.
         if self._master_key and hmac.compare_digest(request.api_key.encode(), self._master_key):
             return self._master_principal
-        if self._jwt is not None and looks_like_jwt(request.api_key):
+        if self._jwt is not None and self._jwt.accepts(request.api_key):
             return await self._authorize_jwt(self._jwt, request)
         if self._keys is None:
             raise INVALID_KEY

@@ -428,6 +428,10 @@ class JwtAuthenticator:
         self._verifier = JwtVerifier(settings, keys)
         self._keys = keys
 
+    def accepts(self, credential: str) -> bool:
+        """Whether ``credential`` is for this authenticator (shaped like a JWT)."""
+        return looks_like_jwt(credential)
+
     async def authenticate(self, token: str) -> auth_service_pb2.Principal:
         """The principal ``token`` proves; raises ``SwitchyardError`` (reasons in the module docstring)."""
         return principal_from_claims(await self._verifier.claims(token), self._settings)

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from switchyard.auth.v1 import auth_service_pb2_grpc
 from switchyard.management.v1 import management_service_pb2_grpc
 from switchyard_auth.authorizer import Authorizer
-from switchyard_auth.jwt_auth import build_authenticator
 from switchyard_auth.key_cache import KeyCache, end_user_lookup, management_lookup, owners_lookup
 from switchyard_auth.redis_limits import build_limiter
 from switchyard_auth.servicer import AuthServicer
@@ -48,7 +47,11 @@ def build(settings: ServiceSettings, channels: Channels) -> Service:
     # Limits and budgets share the router's Redis (router_settings), so every replica enforces one limit.
     limiter = build_limiter(redis, fail_closed=general.limits_fail_closed)
     jwt_settings = settings.config.general.jwt_auth
-    jwt = build_authenticator(jwt_settings, settings.config.path) if jwt_settings else None
+    jwt = None
+    if jwt_settings is not None:
+        from switchyard_auth.jwt_auth import build_authenticator  # PyJWT and cryptography: only when on
+
+        jwt = build_authenticator(jwt_settings, settings.config.path)
     servicer = AuthServicer(
         Authorizer(master_key, keys, end_users=end_users, owners=owners, limiter=limiter, jwt=jwt), spend
     )
