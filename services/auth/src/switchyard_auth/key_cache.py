@@ -174,7 +174,13 @@ def owners_lookup(
     async def lookup(ref: str) -> management_service_pb2.LookupKeyResponse | None:
         team_id, _, user_id = ref.partition("\n")
         request = management_service_pb2.LookupOwnersRequest(team_id=team_id, user_id=user_id)
-        return await _call(management.LookupOwners, request, metadata, timeout)  # type: ignore[no-any-return]
+        owners = await _call(management.LookupOwners, request, metadata, timeout)
+        # Shaped like a key's lookup (without the key), so the same scopes apply.
+        found = management_service_pb2.LookupKeyResponse(found=True)
+        for name in ("team", "user", "organization"):
+            if owners.HasField(name):
+                getattr(found, name).CopyFrom(getattr(owners, name))
+        return found
 
     return lookup
 

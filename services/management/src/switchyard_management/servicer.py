@@ -168,17 +168,19 @@ class ManagementServicer(TenancyServicer):
             await errors.abort(context, exc)
         return answer
 
-    async def LookupOwners(self, request: pb.LookupOwnersRequest, context: Any) -> pb.LookupKeyResponse:
+    async def LookupOwners(self, request: pb.LookupOwnersRequest, context: Any) -> pb.LookupOwnersResponse:
         try:
             await self._gate.require_admin(context, LOOKUP_OWNERS)
-            answer = pb.LookupKeyResponse(found=True)
+            answer = pb.LookupOwnersResponse()
             async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
                 await self._add_owners(answer, request.team_id, request.user_id)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
         return answer
 
-    async def _add_owners(self, answer: pb.LookupKeyResponse, team_id: str, user_id: str) -> None:
+    async def _add_owners(
+        self, answer: pb.LookupKeyResponse | pb.LookupOwnersResponse, team_id: str, user_id: str
+    ) -> None:
         """Fill in the team (with its organization) and the user that exist."""
         if team_id and (team := await _found(self._teams.get(team_id))) is not None:
             answer.team.CopyFrom(team)

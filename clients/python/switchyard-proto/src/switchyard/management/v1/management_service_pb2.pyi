@@ -211,6 +211,16 @@ class LookupOwnersRequest(_message.Message):
     user_id: str
     def __init__(self, team_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
+class LookupOwnersResponse(_message.Message):
+    __slots__ = ("team", "user", "organization")
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    team: Team
+    user: User
+    organization: Organization
+    def __init__(self, team: _Optional[_Union[Team, _Mapping]] = ..., user: _Optional[_Union[User, _Mapping]] = ..., organization: _Optional[_Union[Organization, _Mapping]] = ...) -> None: ...
+
 class LookupEndUserRequest(_message.Message):
     __slots__ = ("end_user_id",)
     END_USER_ID_FIELD_NUMBER: _ClassVar[int]

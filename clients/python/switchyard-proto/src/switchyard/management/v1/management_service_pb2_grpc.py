@@ -89,7 +89,7 @@ class ManagementServiceStub:
         self.LookupOwners = channel.unary_unary(
                 '/switchyard.management.v1.ManagementService/LookupOwners',
                 request_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersRequest.SerializeToString,
-                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
+                response_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersResponse.FromString,
                 _registered_method=True)
         self.CreateModel = channel.unary_unary(
                 '/switchyard.management.v1.ManagementService/CreateModel',
@@ -608,7 +608,7 @@ def add_ManagementServiceServicer_to_server(servicer, server):
             'LookupOwners': grpc.unary_unary_rpc_method_handler(
                     servicer.LookupOwners,
                     request_deserializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersRequest.FromString,
-                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.SerializeToString,
+                    response_serializer=switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersResponse.SerializeToString,
             ),
             'CreateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateModel,
@@ -1064,7 +1064,7 @@ class ManagementService:
             target,
             '/switchyard.management.v1.ManagementService/LookupOwners',
             switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersRequest.SerializeToString,
-            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupKeyResponse.FromString,
+            switchyard_dot_management_dot_v1_dot_management__service__pb2.LookupOwnersResponse.FromString,
             options,
             channel_credentials,
             insecure,
