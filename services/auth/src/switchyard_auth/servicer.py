@@ -28,10 +28,12 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.RecordUsageRequest, context: Any
     ) -> auth_service_pb2.RecordUsageResponse:
         records = list(request.records)
+        # Settled first, so a spend row is never visible before its reservation became its cost;
+        # settling twice (a retried batch) changes nothing.
+        await self._authorizer.settle(records)
         try:
             # Acknowledged only once durable: the router keeps and retries a batch that fails here.
             await self._spend.submit(records)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
-        await self._authorizer.settle(records)
         return auth_service_pb2.RecordUsageResponse(accepted=len(request.records))
