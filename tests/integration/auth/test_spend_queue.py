@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from switchyard.auth.v1 import auth_service_pb2
-from switchyard_auth.spend_queue import CLAIM_IDLE, GROUP, FileSpendQueue, RedisSpendQueue, Sink
+from switchyard_auth.spend_queue import CLAIM_IDLE, ENQUEUE_TIMEOUT, GROUP, FileSpendQueue, RedisSpendQueue, Sink
 from switchyard_core.redis_client import connect_redis
 from switchyard_management.database import create_engine, migrate, resolve_url
 from switchyard_management.models import SpendLog
@@ -148,17 +148,28 @@ async def stream(redis_url: str) -> AsyncIterator[str]:
 
 
 def redis_queue(
-    redis_url: str, stream: str, data_dir: Path, sink: Sink, *, claim_idle: float = CLAIM_IDLE
+    redis_url: str,
+    stream: str,
+    data_dir: Path,
+    sink: Sink,
+    *,
+    claim_idle: float = CLAIM_IDLE,
+    enqueue_timeout: float = 2.0,
 ) -> RedisSpendQueue:
-    """A replica's queue; short XREADGROUP blocks so that stopping it is quick."""
+    """A replica's queue; short XREADGROUP blocks so that stopping it is quick.
+
+    Enqueueing may take up to ``enqueue_timeout`` (a loaded CI machine must not send records to the
+    file fallback in tests that are about the stream); the Redis-down test sets the real, short one.
+    """
     return RedisSpendQueue(
-        connect_redis(redis_url),
+        connect_redis(redis_url, timeout=enqueue_timeout),
         connect_redis(redis_url, timeout=3.0),
         FileSpendQueue.open(data_dir, sink),
         sink,
         stream=stream,
         block=0.2,
         claim_idle=claim_idle,
+        enqueue_timeout=enqueue_timeout,
     )
 
 
@@ -239,7 +250,9 @@ async def test_a_dead_consumers_pending_entries_are_reclaimed_by_another(
 
 async def test_with_redis_down_records_go_to_the_file_and_are_written_from_it(rows: Rows, tmp_path: Path) -> None:
     dead = "redis://127.0.0.1:1/0"  # nothing listens there
-    queue = redis_queue(dead, "switchyard:spend:unreachable", tmp_path / "data", rows.write)
+    queue = redis_queue(
+        dead, "switchyard:spend:unreachable", tmp_path / "data", rows.write, enqueue_timeout=ENQUEUE_TIMEOUT
+    )
     await queue.start()
     try:
         await put_concurrently(queue, [f"fallback-{i}" for i in range(60)])

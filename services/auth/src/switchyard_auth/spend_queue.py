@@ -327,9 +327,11 @@ class RedisSpendQueue:
         batch_size: int = BATCH_SIZE,
         claim_idle: float = CLAIM_IDLE,
         block: float = BLOCK,
+        enqueue_timeout: float = ENQUEUE_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._enqueue_timeout = enqueue_timeout
         self._reader = reader
         self.fallback = fallback
         self._writer = SpendWriter(sink, "spend queue (redis)")
@@ -357,7 +359,7 @@ class RedisSpendQueue:
         payloads = [record.SerializeToString() for record in records]
         if self._clock() >= self._down_until:
             try:
-                async with asyncio.timeout(ENQUEUE_TIMEOUT):
+                async with asyncio.timeout(self._enqueue_timeout):
                     pipe = self._client.pipeline(transaction=True)
                     for payload in payloads:
                         pipe.xadd(self.stream, {FIELD: payload})
