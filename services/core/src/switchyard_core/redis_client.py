@@ -55,6 +55,9 @@ _log = logging.getLogger("switchyard.redis")
 def connect_redis(url: str, name: str = "switchyard-router", *, timeout: float = SOCKET_TIMEOUT) -> redis.asyncio.Redis:
     """A client for ``url`` (``redis://`` or ``rediss://``) with short timeouts and no retries.
 
+    ``timeout`` bounds connects and commands (:data:`SOCKET_TIMEOUT` unless a caller that blocks on
+    purpose, like a stream reader, asks for longer).
+
     No connection is made until the first command. Replies are bytes (``decode_responses=False``),
     which the cache stores as is. The client is meant to be shared by every feature of a process and
     closed once, with ``await client.aclose()``.
@@ -62,7 +65,7 @@ def connect_redis(url: str, name: str = "switchyard-router", *, timeout: float =
     return redis.asyncio.Redis.from_url(
         url,
         socket_timeout=timeout,
-        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=timeout,
         socket_keepalive=True,
         health_check_interval=HEALTH_CHECK_INTERVAL,
         # The client's own retries would multiply the timeout; the features retry later by themselves.
