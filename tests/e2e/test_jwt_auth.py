@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -111,12 +112,13 @@ def _bearer(token: str) -> dict[str, str]:
 
 async def test_the_tokens_team_limits_apply(jwt_stack: Stack, idp: FakeIdentityProvider) -> None:
     admin = {"Authorization": f"Bearer {MASTER_KEY}"}
+    team_id = f"jwt-team-{uuid.uuid4().hex[:8]}"  # limit counters may outlive the stack
     async with httpx.AsyncClient(base_url=jwt_stack.base_url, timeout=30) as http:
-        created = await http.post("/team/new", headers=admin, json={"team_id": "jwt-team-limited", "rpm_limit": 1})
+        created = await http.post("/team/new", headers=admin, json={"team_id": team_id, "rpm_limit": 1})
         assert created.status_code == 200, created.text
     if 60 - time.time() % 60 < 10:  # both requests in one rate window
         await asyncio.sleep(11)
-    token = idp.token(idp.published[0], client_id="jwt-team-limited")
+    token = idp.token(idp.published[0], client_id=team_id)
     async with _sdk(jwt_stack, token) as sdk:
         first = await sdk.chat.completions.with_raw_response.create(model="chat-model", messages=USER)
         with pytest.raises(openai.RateLimitError) as second:
@@ -124,4 +126,4 @@ async def test_the_tokens_team_limits_apply(jwt_stack: Stack, idp: FakeIdentityP
 
     assert first.headers["x-ratelimit-remaining-requests"] == "0"
     assert second.value.code == "rate_limit_exceeded"
-    assert "team 'jwt-team-limited'" in second.value.message
+    assert f"team '{team_id}'" in second.value.message

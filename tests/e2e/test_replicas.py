@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -176,14 +177,14 @@ async def test_no_key_fragment_reaches_logs_spend_rows_or_errors(replicas: tuple
 
 
 async def test_end_user_budget_limits_requests_named_by_header_or_user_field(replicas: tuple[Stack, Stack]) -> None:
+    # Ids unique to the run: limit counters live in Redis, which outlives this test's database.
+    budget_id, customer_id = f"one-a-minute-{uuid.uuid4().hex[:8]}", f"customer-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=60) as http:
         base = replicas[0].base_url
-        created = await http.post(
-            f"{base}/budget/new", headers=ADMIN, json={"budget_id": "one-a-minute", "rpm_limit": 1}
-        )
+        created = await http.post(f"{base}/budget/new", headers=ADMIN, json={"budget_id": budget_id, "rpm_limit": 1})
         assert created.status_code == 200, created.text
         customer = await http.post(
-            f"{base}/customer/new", headers=ADMIN, json={"user_id": "customer-42", "budget_id": "one-a-minute"}
+            f"{base}/customer/new", headers=ADMIN, json={"user_id": customer_id, "budget_id": budget_id}
         )
         assert customer.status_code == 200, customer.text
         key = (await _mint(http, replicas[0]))["key"]
@@ -192,17 +193,17 @@ async def test_end_user_budget_limits_requests_named_by_header_or_user_field(rep
         headers = {"Authorization": f"Bearer {key}"}
 
         first = await http.post(
-            f"{base}/v1/chat/completions", headers={**headers, "x-switchyard-end-user-id": "customer-42"}, json=body
+            f"{base}/v1/chat/completions", headers={**headers, "x-switchyard-end-user-id": customer_id}, json=body
         )
         second = await http.post(  # the other replica, the body's "user" field
-            f"{replicas[1].base_url}/v1/chat/completions", headers=headers, json={**body, "user": "customer-42"}
+            f"{replicas[1].base_url}/v1/chat/completions", headers=headers, json={**body, "user": customer_id}
         )
         someone_else = await http.post(f"{base}/v1/chat/completions", headers=headers, json={**body, "user": "c-7"})
 
         assert first.status_code == 200
         assert first.headers["x-ratelimit-remaining-requests"] == "0"
         assert second.status_code == 429
-        assert "end user 'customer-42'" in second.json()["error"]["message"]
+        assert f"end user '{customer_id}'" in second.json()["error"]["message"]
         assert someone_else.status_code == 200
 
 
