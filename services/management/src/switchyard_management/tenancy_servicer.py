@@ -27,6 +27,7 @@ from switchyard_management.teams import OrganizationStore, TeamStore
 from switchyard_management.users import UserStore
 
 _T = TypeVar("_T")
+_C = TypeVar("_C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,26 +60,26 @@ class TenancyServicer(management_service_pb2_grpc.ManagementServiceServicer):
         self._budgets = stores.budgets
         self._end_users = stores.end_users
 
-    async def _write(self, context: Any, operation: str, work: Callable[[str], Awaitable[_T]]) -> _T:
+    async def _serve(self, context: Any, caller: Awaitable[_C], work: Callable[[_C], Awaitable[_T]]) -> _T:
+        """Await ``caller`` (the authorization), then ``work(caller)`` under the caller's deadline;
+        a ``SwitchyardError`` from either ends the RPC with its status."""
         try:
-            actor = await self._scopes.writer(context, f"management.{operation}")
+            checked = await caller
             async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
-                result = await work(actor)
+                result = await work(checked)
         except SwitchyardError as exc:
             await errors.abort(context, exc)
+        return result
+
+    async def _write(self, context: Any, operation: str, work: Callable[[str], Awaitable[_T]]) -> _T:
+        result = await self._serve(context, self._scopes.writer(context, f"management.{operation}"), work)
         # A team's, user's or end user's limits are part of what auth caches with each key; a new
         # end user replaces the "unknown" that auth may have cached for its id.
         await self._events.publish([EVERYTHING])
         return result
 
     async def _read(self, context: Any, operation: str, work: Callable[[Scope], Awaitable[_T]]) -> _T:
-        try:
-            scope = await self._scopes.reader(context, f"management.{operation}")
-            async with database_deadline(remaining(context, DATABASE_TIMEOUT)):
-                result = await work(scope)
-        except SwitchyardError as exc:
-            await errors.abort(context, exc)
-        return result
+        return await self._serve(context, self._scopes.reader(context, f"management.{operation}"), work)
 
     # -- organizations (internal users see none) -------------------------------------------------
 
